@@ -1,0 +1,52 @@
+# deploybench developer entry points. `make demo` and `make test` each create .venv and
+# install what they need on a fresh machine with Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned to 2.13.0 in pyproject (any other version pulls a multi-GB CUDA build).
+EXTRAS := onnxruntime,torch,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+export DEPLOYBENCH_HOME ?= $(CURDIR)/.deploybench
+
+.PHONY: install demo test lint format typecheck unit clean benchmark docs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/deploybench zoo list
+	$(BIN)/deploybench run examples/digits-mlp-ort-int8.yaml --out $(DEPLOYBENCH_HOME)/demo-results
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+unit: install
+	$(BIN)/pytest -m "not slow" -q
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+benchmark: install
+	$(BIN)/python benchmarks/harness_overhead.py
+
+docs: install
+	$(BIN)/python -m deploybench.docs > docs/experiments.md
+
+clean:
+	rm -rf $(VENV) .deploybench .pytest_cache .mypy_cache .ruff_cache

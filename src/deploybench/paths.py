@@ -1,0 +1,26 @@
+"""Where deploybench keeps its data: ``DEPLOYBENCH_HOME`` or a per-user data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def data_home() -> Path:
+    """Return the data directory, creating it if needed.
+
+    ``DEPLOYBENCH_HOME`` wins when set, so tests and CI can use a throw-away folder.
+    """
+    env = os.environ.get("DEPLOYBENCH_HOME")
+    root = Path(env) if env else Path(platformdirs.user_data_dir("deploybench"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def zoo_cache_dir() -> Path:
+    """Folder where open problems (``zoo:`` names) are built and cached."""
+    path = data_home() / "zoo"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
