@@ -1,0 +1,1 @@
+"""Execution targets: the contract in base.py, one module per target."""

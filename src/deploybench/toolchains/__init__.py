@@ -1,0 +1,1 @@
+"""Deployment toolchains: the contract in base.py, one subpackage per toolchain."""

@@ -1,0 +1,51 @@
+"""Configuration of the ONNX Runtime toolchain."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GraphOptimization = Literal["disabled", "basic", "extended", "all"]
+Quantization = Literal["none", "dynamic-int8", "static-int8"]
+
+
+class OnnxRuntimeConfig(BaseModel):
+    """Every option of the ONNX Runtime deployment pipeline and session."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    graph_optimization: GraphOptimization = Field(
+        default="all",
+        description="Graph optimization level applied offline; the optimized model is saved.",
+    )
+    quantization: Quantization = Field(
+        default="none",
+        description="none, dynamic-int8 (weights int8, activations at run time) or "
+        "static-int8 (QDQ, calibrated on the problem's dataset).",
+    )
+    per_channel: bool = Field(default=False, description="Per-channel weight quantization.")
+    reduce_range: bool = Field(
+        default=False, description="7-bit weights (helps older CPUs without VNNI)."
+    )
+    activation_type: Literal["int8", "uint8"] = Field(
+        default="int8", description="Activation type of static quantization."
+    )
+    calibration_samples: int = Field(
+        default=64, ge=1, description="Dataset samples used to calibrate static quantization."
+    )
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        default="minmax", description="How static quantization picks activation ranges."
+    )
+    intra_op_threads: int | None = Field(
+        default=None, ge=0, description="Intra-op threads; default: environment.threads."
+    )
+    inter_op_threads: int | None = Field(default=None, ge=0, description="Inter-op threads.")
+    execution_mode: Literal["sequential", "parallel"] = Field(
+        default="sequential", description="Run independent nodes sequentially or in parallel."
+    )
+    execution_providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        min_length=1,
+        description="Execution providers in priority order; must be available on the host.",
+    )
