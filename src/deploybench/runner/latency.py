@@ -1,0 +1,110 @@
+"""Latency, memory and throughput metrics from a target's raw repetitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deploybench.metrics.statistics import (
+    SampleStatistics,
+    describe_samples,
+    mad_outliers,
+)
+from deploybench.metrics.validity import RepetitionSummary, Validity, assess_validity
+from deploybench.spec.measurement import MeasurementPlan
+from deploybench.targets.base import RawRun
+
+NS_PER_MS = 1e6
+
+
+def _drift(latencies: np.ndarray) -> float | None:
+    """Relative change between the medians of the last and first quarter of the window."""
+    quarter = latencies.size // 4
+    if quarter < 5:
+        return None
+    first = float(np.median(latencies[:quarter]))
+    last = float(np.median(latencies[-quarter:]))
+    return abs(last / first - 1.0) if first > 0 else None
+
+
+def latency_metrics(
+    raw: RawRun, plan: MeasurementPlan, model_size_bytes: int
+) -> tuple[dict[str, Any], Validity, list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Statistics, validity, per-repetition summaries and the raw samples (ns) by repetition."""
+    groups_ns = {f"repetition_{r.index}": np.load(r.latencies_path) for r in raw.repetitions}
+    groups_ms = [values.astype(np.float64) / NS_PER_MS for values in groups_ns.values()]
+    stats = describe_samples(groups_ms, confidence=plan.confidence, seed=plan.seed)
+    kept = [g[~mad_outliers(g)] for g in groups_ms]
+    filtered: SampleStatistics = describe_samples(
+        [g for g in kept if g.size] or groups_ms, confidence=plan.confidence, seed=plan.seed
+    )
+    summaries: list[RepetitionSummary] = []
+    per_rep: list[dict[str, Any]] = []
+    for rep, values in zip(raw.repetitions, groups_ms, strict=True):
+        summary = RepetitionSummary(
+            index=rep.index,
+            n=int(values.size),
+            measured_seconds=rep.measured_ns / 1e9,
+            stop_rule_met=rep.stop_rule_met,
+            steady_state=rep.steady_state,
+            warmup_runs=rep.warmup_runs,
+            warmup_seconds=rep.warmup_ns / 1e9,
+            median_ms=float(np.median(values)),
+            drift=_drift(values),
+        )
+        summaries.append(summary)
+        per_rep.append(
+            {
+                **summary.model_dump(),
+                "load_ms": rep.load_ns / NS_PER_MS,
+                "first_inference_ms": rep.first_inference_ns / NS_PER_MS,
+                "stopped_by": rep.stopped_by,
+                "peak_rss_bytes": rep.peak_rss_bytes,
+                "baseline_rss_bytes": rep.baseline_rss_bytes,
+                "wall_seconds": rep.wall_seconds,
+            }
+        )
+    env = raw.environment
+    load = env.get("load_average")
+    timer = env.get("timer", {})
+    validity = assess_validity(
+        stats,
+        filtered,
+        summaries,
+        plan_min_iterations=plan.min_iterations or 1,
+        plan_min_duration=plan.min_duration or 0.0,
+        confidence=plan.confidence,
+        timer_resolution_ns=float(timer.get("resolution_ns", 1.0)),
+        load_avg_1m=float(load[0]) if isinstance(load, list) and load else None,
+        cpu_count=env.get("cpu", {}).get("logical_cores"),
+    )
+    total_samples = sum(int(g.size) for g in groups_ms)
+    total_seconds = sum(r.measured_ns for r in raw.repetitions) / 1e9
+    outliers = int(stats.n - filtered.n)
+    rss = [r.peak_rss_bytes for r in raw.repetitions if r.peak_rss_bytes is not None]
+    baseline = [r.baseline_rss_bytes for r in raw.repetitions if r.baseline_rss_bytes is not None]
+    metrics: dict[str, Any] = {
+        "latency_ms": {
+            **stats.model_dump(mode="json"),
+            "outliers": {
+                "method": "mad",
+                "threshold": 3.5,
+                "count": outliers,
+                "fraction": outliers / stats.n if stats.n else 0.0,
+            },
+            "filtered": filtered.model_dump(mode="json"),
+        },
+        "first_inference_ms": float(
+            np.median([r.first_inference_ns for r in raw.repetitions]) / NS_PER_MS
+        ),
+        "load_ms": float(np.median([r.load_ns for r in raw.repetitions]) / NS_PER_MS),
+        # Single-stream throughput: samples per second of measured window.
+        "throughput_per_s": total_samples * plan.batch_size / total_seconds
+        if total_seconds > 0
+        else None,
+        "peak_rss_bytes": max(rss) if rss else None,
+        "baseline_rss_bytes": int(np.median(baseline)) if baseline else None,
+        "model_size_bytes": model_size_bytes,
+    }
+    return metrics, validity, per_rep, groups_ns

@@ -1,0 +1,102 @@
+"""Everything that happens before anything runs: resolve, load plugins, validate, check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel
+
+from deploybench.errors import CompatibilityError, PluginError
+from deploybench.plugins import PluginKind, load_plugin
+from deploybench.problems import ResolvedProblem, resolve_problem
+from deploybench.spec.experiment import Experiment
+from deploybench.targets.base import Target, TargetInfo
+from deploybench.toolchains.base import Finding, Severity, Toolchain
+
+
+@dataclass(frozen=True)
+class PreparedExperiment:
+    """An experiment whose inputs, plugins and configuration were all checked."""
+
+    experiment: Experiment
+    problem: ResolvedProblem
+    toolchain: Toolchain
+    config: BaseModel
+    target: Target
+    target_info: TargetInfo
+    findings: list[Finding]
+
+
+def load_toolchain(name: str, version: str | None = None) -> Toolchain:
+    """Instantiate a toolchain plugin, checking availability and the version constraint."""
+    cls = load_plugin(PluginKind.TOOLCHAIN, name)
+    availability = cls.availability()
+    if not availability.available:
+        raise PluginError(f"toolchain '{name}' is not available: {availability.reason}")
+    toolchain: Toolchain = cls()
+    if version is not None:
+        installed = toolchain.tool_version()
+        try:
+            ok = installed is not None and Version(installed) in SpecifierSet(version)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            raise PluginError(
+                f"toolchain '{name}' is at version {installed}, which does not satisfy "
+                f"'{version}'; install a matching version or change toolchain.version"
+            )
+    return toolchain
+
+
+def load_target(name: str) -> Target:
+    """Instantiate a target plugin, checking that it is available."""
+    cls = load_plugin(PluginKind.TARGET, name)
+    availability = cls.availability()
+    if not availability.available:
+        raise PluginError(f"target '{name}' is not available: {availability.reason}")
+    target: Target = cls()
+    return target
+
+
+def prepare_experiment(experiment: Experiment) -> PreparedExperiment:
+    """Resolve the problem, load and configure plugins, run the toolchain's checks.
+
+    Raises a :class:`~deploybench.errors.UserError` subclass for anything the user must fix;
+    error findings raise :class:`CompatibilityError` listing all of them.
+    """
+    toolchain = load_toolchain(experiment.toolchain.name, experiment.toolchain.version)
+    config = toolchain.parse_config(experiment.toolchain.config)
+    if experiment.target.config:
+        raise PluginError(
+            f"target '{experiment.target.name}' takes no options; remove target.config"
+        )
+    target = load_target(experiment.target.name)
+    problem = resolve_problem(experiment.problem)
+    if problem.model_format not in toolchain.input_formats:
+        raise CompatibilityError(
+            f"toolchain '{toolchain.name}' takes {', '.join(toolchain.input_formats)} models, "
+            f"not {problem.model_format}"
+        )
+    info = target.describe()
+    findings = toolchain.check(problem, info, config)
+    usable = info.extra.get("usable_cpus")
+    wanted = experiment.environment.cpu_affinity
+    if wanted is not None and usable is not None and not set(wanted) <= set(usable):
+        findings.append(
+            Finding(
+                severity=Severity.ERROR,
+                code="cpu-affinity",
+                message=f"environment.cpu_affinity {wanted} names CPUs the target does not "
+                f"have or cannot use (usable: {usable})",
+                fix="pick CPUs from the usable list",
+            )
+        )
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        raise CompatibilityError(
+            "the experiment cannot run as configured:\n  "
+            + "\n  ".join(f.render() for f in errors)
+        )
+    return PreparedExperiment(experiment, problem, toolchain, config, target, info, findings)
