@@ -1,0 +1,137 @@
+"""What the zoo offers: metadata of the open models and datasets, no building code.
+
+This module is cheap to import (no numpy, sklearn, torch or onnx) so the CLI and the spec
+validation can list and check ``zoo:`` names without paying for the builders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deploybench.errors import DatasetError, ModelError
+from deploybench.spec.problem import TaskKind
+
+
+@dataclass(frozen=True)
+class ZooDataset:
+    """An open dataset built by deploybench from data bundled with scikit-learn.
+
+    ``builder_version`` is part of the cache key: bump it whenever the bytes the builder
+    produces change, so stale caches are never reused.
+    """
+
+    name: str
+    task: TaskKind
+    description: str
+    builder_version: int
+    requires: tuple[str, ...] = ("sklearn",)
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """An open model trained and exported to ONNX by deploybench.
+
+    ``requires`` names the Python modules needed to *build* it (running the built ONNX
+    file needs none of them). ``builder_version`` is part of the cache key, as for datasets.
+    """
+
+    name: str
+    task: TaskKind
+    description: str
+    default_dataset: str
+    requires: tuple[str, ...]
+    builder_version: int
+
+
+_DATASETS: tuple[ZooDataset, ...] = (
+    ZooDataset(
+        name="digits",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "Held-out 20% of scikit-learn's 8x8 handwritten digits (360 samples): "
+            "'input' float32 (N, 64) pixels scaled to [0, 1], 'labels' int64 (N,)."
+        ),
+        builder_version=1,
+    ),
+    ZooDataset(
+        name="diabetes",
+        task=TaskKind.REGRESSION,
+        description=(
+            "Held-out 20% of scikit-learn's diabetes data (89 samples): "
+            "'input' float32 (N, 10) standardized features, 'targets' float32 (N,)."
+        ),
+        builder_version=1,
+    ),
+)
+
+_MODELS: tuple[ZooModel, ...] = (
+    ZooModel(
+        name="digits-cnn",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "Small CNN (2 conv + max-pool + linear) trained with torch on the digits train "
+            "split; input 'input' float32 (N, 64), output 'logits' float32 (N, 10)."
+        ),
+        default_dataset="digits",
+        requires=("sklearn", "torch", "onnx"),
+        builder_version=1,
+    ),
+    ZooModel(
+        name="digits-mlp",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "scikit-learn MLP (64 ReLU hidden units) trained on the digits train split; "
+            "input 'input' float32 (N, 64), output 'logits' float32 (N, 10)."
+        ),
+        default_dataset="digits",
+        requires=("sklearn", "onnx"),
+        builder_version=1,
+    ),
+    ZooModel(
+        name="diabetes-linear",
+        task=TaskKind.REGRESSION,
+        description=(
+            "scikit-learn linear regression on the diabetes train split; "
+            "input 'input' float32 (N, 10), output 'prediction' float32 (N, 1)."
+        ),
+        default_dataset="diabetes",
+        requires=("sklearn", "onnx"),
+        builder_version=1,
+    ),
+)
+
+
+def list_models() -> list[ZooModel]:
+    """All open models, in a stable order."""
+    return list(_MODELS)
+
+
+def list_datasets() -> list[ZooDataset]:
+    """All open datasets, in a stable order."""
+    return list(_DATASETS)
+
+
+def get_model(name: str) -> ZooModel:
+    """The open model called ``name``.
+
+    Raises:
+        ModelError: no such model; the message lists the known names.
+    """
+    for model in _MODELS:
+        if model.name == name:
+            return model
+    known = ", ".join(m.name for m in _MODELS)
+    raise ModelError(f"unknown open model {name!r}; known: {known}")
+
+
+def get_dataset(name: str) -> ZooDataset:
+    """The open dataset called ``name``.
+
+    Raises:
+        DatasetError: no such dataset; the message lists the known names.
+    """
+    for dataset in _DATASETS:
+        if dataset.name == name:
+            return dataset
+    known = ", ".join(d.name for d in _DATASETS)
+    raise DatasetError(f"unknown open dataset {name!r}; known: {known}")
