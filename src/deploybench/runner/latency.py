@@ -12,6 +12,7 @@ from deploybench.metrics.statistics import (
     mad_outliers,
 )
 from deploybench.metrics.validity import RepetitionSummary, Validity, assess_validity
+from deploybench.probes.base import ProbeReading
 from deploybench.spec.measurement import MeasurementPlan
 from deploybench.targets.base import RawRun
 
@@ -107,4 +108,28 @@ def latency_metrics(
         "baseline_rss_bytes": int(np.median(baseline)) if baseline else None,
         "model_size_bytes": model_size_bytes,
     }
+    metrics["probes"] = probe_metrics(raw)
     return metrics, validity, per_rep, groups_ns
+
+
+def probe_metrics(raw: RawRun) -> dict[str, Any]:
+    """Each probe metric summarised over repetitions, or the reason it is unavailable."""
+    by_metric: dict[str, list[ProbeReading]] = {}
+    for rep in raw.repetitions:
+        for reading in rep.probes:
+            by_metric.setdefault(reading.metric, []).append(reading)
+    summary: dict[str, Any] = {}
+    for metric, readings in by_metric.items():
+        values = [r.value for r in readings if r.value is not None]
+        if not values:
+            summary[metric] = {"unavailable": readings[0].unavailable or "no value"}
+            continue
+        summary[metric] = {
+            "unit": readings[0].unit,
+            "provenance": readings[0].provenance,
+            "median": float(np.median(values)),
+            "min": float(min(values)),
+            "max": float(max(values)),
+            "values": values,
+        }
+    return summary

@@ -73,6 +73,11 @@ def prepare_experiment(experiment: Experiment) -> PreparedExperiment:
             f"target '{experiment.target.name}' takes no options; remove target.config"
         )
     target = load_target(experiment.target.name)
+    for probe in experiment.measurement.probes:
+        try:
+            load_plugin(PluginKind.PROBE, probe)
+        except PluginError as exc:
+            raise PluginError(f"measurement.probes: {exc}") from None
     problem = resolve_problem(experiment.problem)
     if problem.model_format not in toolchain.input_formats:
         raise CompatibilityError(

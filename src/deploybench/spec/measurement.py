@@ -15,6 +15,9 @@ from pydantic import Field, model_validator
 from deploybench.spec.base import SpecModel
 
 
+DEFAULT_PROBES = ("peak-rss", "cpu-time", "thermal")
+
+
 class Profile(StrEnum):
     """Preset measurement plans, from a smoke test to publication-grade figures."""
 
@@ -91,6 +94,11 @@ class MeasurementPlan(SpecModel):
     seed: int = Field(default=0, ge=0, description="Seed of every random choice (bootstrap...).")
     accuracy_samples: int | None = Field(
         default=None, ge=1, description="Dataset samples used for accuracy (default: all)."
+    )
+    probes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROBES),
+        description="Probe plugins attached to every measured process (see `deploybench "
+        "plugins`); a sensor the target lacks is reported as unavailable.",
     )
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from deploybench.plugins.availability import Availability
+from deploybench.probes.base import ProbeReading
 from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.measurement import MeasurementPlan
 from deploybench.toolchains.base import Deployable
@@ -100,6 +101,7 @@ class RepetitionRecord(BaseModel):
     wall_seconds: float
     log_path: Path
     session_info: dict[str, Any] = Field(default_factory=dict)
+    probes: list[ProbeReading] = Field(default_factory=list)
 
 
 class FunctionalRecord(BaseModel):

@@ -11,7 +11,9 @@ import psutil
 from deploybench.harness.environment import cpu_identity
 from deploybench.harness.launcher import LaunchResult, launch, python_worker_argv
 from deploybench.harness.protocol import TimingPlan, WorkerRequest, WorkerResult
+from deploybench.plugins import PluginKind, load_plugin
 from deploybench.plugins.availability import Availability
+from deploybench.probes.base import Probe, ProbeReading, ProcessObservation
 from deploybench.targets.base import (
     ExecutionRequest,
     FailureKind,
@@ -120,12 +122,19 @@ class LocalCpuTarget(Target):
         )
 
     def _run_worker(
-        self, request: ExecutionRequest, phase: str, worker: WorkerRequest, timeout: float
-    ) -> tuple[LaunchResult, WorkerResult | None, Path]:
+        self,
+        request: ExecutionRequest,
+        phase: str,
+        worker: WorkerRequest,
+        timeout: float,
+        probes: list[Probe] | None = None,
+    ) -> tuple[LaunchResult, WorkerResult | None, Path, list[ProbeReading]]:
         folder = request.workdir / phase
         request_path = folder / "request.json"
         request_path.write_text(worker.model_dump_json(), encoding="utf-8")
         log = folder / "worker.log"
+        for probe in probes or []:
+            probe.before()
         launched = launch(
             python_worker_argv(request_path, self._python),
             request.environment,
@@ -133,10 +142,17 @@ class LocalCpuTarget(Target):
             log_path=log,
             cwd=folder,
         )
+        observation = ProcessObservation(
+            peak_rss_bytes=launched.peak_rss_bytes,
+            user_seconds=launched.user_seconds,
+            system_seconds=launched.system_seconds,
+            wall_seconds=launched.wall_seconds,
+        )
+        readings = [reading for probe in probes or [] for reading in probe.after(observation)]
         result = None
         if worker.result_path.is_file():
             result = WorkerResult.model_validate_json(worker.result_path.read_text("utf-8"))
-        return launched, result, log
+        return launched, result, log, readings
 
     def _worker_request(
         self, request: ExecutionRequest, phase: str, **fields: object
@@ -183,7 +199,7 @@ class LocalCpuTarget(Target):
                 functional_samples=request.functional_samples,
                 capture_environment=not request.timing,
             )
-            launched, result, log = self._run_worker(request, "functional", worker, timeout)
+            launched, result, log, _ = self._run_worker(request, "functional", worker, timeout)
             mechanism = launched.memory_mechanism
             failure = _failure("functional pass", launched, result, log, timeout)
             if failure is not None:
@@ -195,6 +211,9 @@ class LocalCpuTarget(Target):
             )
             report("functional", 1, 1)
 
+        probes: list[Probe] = [
+            load_plugin(PluginKind.PROBE, name)() for name in request.plan.probes
+        ]
         repetitions: list[RepetitionRecord] = []
         total = (request.plan.repetitions or 1) if request.timing else 0
         for index in range(total):
@@ -203,7 +222,9 @@ class LocalCpuTarget(Target):
             worker = self._worker_request(
                 request, phase, timing=timing_plan(request), capture_environment=index == 0
             )
-            launched, result, log = self._run_worker(request, phase, worker, timeout)
+            launched, result, log, readings = self._run_worker(
+                request, phase, worker, timeout, probes
+            )
             mechanism = launched.memory_mechanism
             failure = _failure(phase, launched, result, log, timeout)
             if failure is not None:
@@ -228,6 +249,7 @@ class LocalCpuTarget(Target):
                     wall_seconds=launched.wall_seconds,
                     log_path=log,
                     session_info=result.session_info,
+                    probes=readings,
                 )
             )
         report("repetitions", total, total)

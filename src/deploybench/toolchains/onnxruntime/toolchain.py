@@ -241,10 +241,16 @@ class OnnxRuntimeToolchain(Toolchain):
                     ort.GraphOptimizationLevel, _LEVELS[cfg.graph_optimization]
                 )
                 so.optimized_model_filepath = str(optimized)
+                so.log_severity_level = 3  # the one warning ORT prints is restated below
                 ort.InferenceSession(
                     str(current), sess_options=so, providers=cfg.execution_providers
                 )
                 step.log(f"saved {cfg.graph_optimization}-level optimized graph")
+                if cfg.graph_optimization == "all":
+                    step.log(
+                        "level 'all' may insert layout (NCHWc) kernels specific to this CPU: "
+                        "the optimized model is only valid on the machine that built it"
+                    )
             current = optimized
             files.append(self._file(workdir, current, "optimized-model"))
             # The deployed artifact is the optimized graph itself: nothing is re-optimized at

@@ -1,0 +1,39 @@
+"""Probes fed by the OS's accounting of the worker process (``wait4`` rusage)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from deploybench.probes.base import ProbeReading, ProcessObservation, Probe
+
+
+class PeakRssProbe(Probe):
+    """Peak resident set size of the worker process, from the kernel's rusage."""
+
+    name: ClassVar[str] = "peak-rss"
+    summary: ClassVar[str] = "Peak resident memory of the measured process (OS accounting)."
+
+    def after(self, observation: ProcessObservation) -> list[ProbeReading]:
+        """ru_maxrss of the reaped child."""
+        return [ProbeReading(metric="peak_rss", value=observation.peak_rss_bytes, unit="bytes")]
+
+
+class CpuTimeProbe(Probe):
+    """User + system CPU time of the worker and its utilisation of the wall-clock time."""
+
+    name: ClassVar[str] = "cpu-time"
+    summary: ClassVar[str] = "CPU seconds (user + system) and mean cores busy, from rusage."
+
+    def after(self, observation: ProcessObservation) -> list[ProbeReading]:
+        """CPU seconds, and CPU seconds per wall second (cores kept busy on average)."""
+        cpu = observation.user_seconds + observation.system_seconds
+        busy = cpu / observation.wall_seconds if observation.wall_seconds > 0 else None
+        return [
+            ProbeReading(metric="cpu_seconds", value=cpu, unit="s"),
+            ProbeReading(
+                metric="cpu_utilisation",
+                value=busy,
+                unit="cores",
+                unavailable=None if busy is not None else "zero wall time",
+            ),
+        ]
