@@ -6,27 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from deploybench.metrics.statistics import (
-    SampleStatistics,
-    describe_samples,
-    mad_outliers,
+from deploybench.metrics.statistics import describe_samples, remove_outliers
+from deploybench.metrics.validity import (
+    RepetitionSummary,
+    Validity,
+    assess_validity,
+    window_drift,
 )
-from deploybench.metrics.validity import RepetitionSummary, Validity, assess_validity
 from deploybench.probes.base import ProbeReading
 from deploybench.spec.measurement import MeasurementPlan
 from deploybench.targets.base import RawRun
 
 NS_PER_MS = 1e6
-
-
-def _drift(latencies: np.ndarray) -> float | None:
-    """Relative change between the medians of the last and first quarter of the window."""
-    quarter = latencies.size // 4
-    if quarter < 5:
-        return None
-    first = float(np.median(latencies[:quarter]))
-    last = float(np.median(latencies[-quarter:]))
-    return abs(last / first - 1.0) if first > 0 else None
 
 
 def latency_metrics(
@@ -36,8 +27,8 @@ def latency_metrics(
     groups_ns = {f"repetition_{r.index}": np.load(r.latencies_path) for r in raw.repetitions}
     groups_ms = [values.astype(np.float64) / NS_PER_MS for values in groups_ns.values()]
     stats = describe_samples(groups_ms, confidence=plan.confidence, seed=plan.seed)
-    kept = [g[~mad_outliers(g)] for g in groups_ms]
-    filtered: SampleStatistics = describe_samples(
+    kept, outliers = remove_outliers(groups_ms)
+    filtered = describe_samples(
         [g for g in kept if g.size] or groups_ms, confidence=plan.confidence, seed=plan.seed
     )
     summaries: list[RepetitionSummary] = []
@@ -52,7 +43,7 @@ def latency_metrics(
             warmup_runs=rep.warmup_runs,
             warmup_seconds=rep.warmup_ns / 1e9,
             median_ms=float(np.median(values)),
-            drift=_drift(values),
+            drift=window_drift(values),
         )
         summaries.append(summary)
         per_rep.append(
@@ -82,18 +73,12 @@ def latency_metrics(
     )
     total_samples = sum(int(g.size) for g in groups_ms)
     total_seconds = sum(r.measured_ns for r in raw.repetitions) / 1e9
-    outliers = int(stats.n - filtered.n)
     rss = [r.peak_rss_bytes for r in raw.repetitions if r.peak_rss_bytes is not None]
     baseline = [r.baseline_rss_bytes for r in raw.repetitions if r.baseline_rss_bytes is not None]
     metrics: dict[str, Any] = {
         "latency_ms": {
             **stats.model_dump(mode="json"),
-            "outliers": {
-                "method": "mad",
-                "threshold": 3.5,
-                "count": outliers,
-                "fraction": outliers / stats.n if stats.n else 0.0,
-            },
+            "outliers": outliers.model_dump(mode="json"),
             "filtered": filtered.model_dump(mode="json"),
         },
         "first_inference_ms": float(

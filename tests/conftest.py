@@ -1,0 +1,23 @@
+"""Shared fixtures: one throw-away DEPLOYBENCH_HOME per test session, so open problems are
+built once and never land in the user's data folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def deploybench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point DEPLOYBENCH_HOME (inherited by worker processes) at a session temp folder."""
+    home = tmp_path_factory.mktemp("deploybench-home")
+    previous = os.environ.get("DEPLOYBENCH_HOME")
+    os.environ["DEPLOYBENCH_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("DEPLOYBENCH_HOME", None)
+    else:
+        os.environ["DEPLOYBENCH_HOME"] = previous
