@@ -10,8 +10,8 @@ import pytest
 
 from deploybench.plugins import PluginKind, registered
 from deploybench.runner import run_experiment
-from deploybench.testing.fakes import FakeToolchain
 from deploybench.testing.experiments import make_experiment
+from deploybench.testing.fakes import FakeToolchain
 
 
 def _run(tmp_path: Path, config: dict[str, Any], **sections: Any) -> Any:
@@ -42,9 +42,7 @@ def test_crash_in_a_repetition(tmp_path: Path) -> None:
 
 
 def test_hang_is_killed_at_the_timeout(tmp_path: Path) -> None:
-    outcome = _run(
-        tmp_path, {"fault": "hang", "after_runs": 2}, measurement={"timeout": 3.0}
-    )
+    outcome = _run(tmp_path, {"fault": "hang", "after_runs": 2}, measurement={"timeout": 3.0})
     record = outcome.record
     assert record.status == "failed"
     assert record.error is not None and record.error.kind == "timeout"

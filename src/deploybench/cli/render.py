@@ -60,7 +60,9 @@ def _latency_table(metrics: dict[str, Any]) -> Table:
         table.add_row(key, _ms(latency.get(key)), _interval(ci.get(key)))
     table.add_row("min / max", f"{_ms(latency['min'])} / {_ms(latency['max'])}", "")
     cv = latency.get("cv")
-    table.add_row("std / CV", f"{_ms(latency['std'])} / {_pct(cv) if cv is not None else 'n/a'}", "")
+    table.add_row(
+        "std / CV", f"{_ms(latency['std'])} / {_pct(cv) if cv is not None else 'n/a'}", ""
+    )
     outliers = latency.get("outliers", {})
     table.add_row("samples", f"{latency['n']} ({outliers.get('count', 0)} outliers)", "")
     return table
@@ -130,7 +132,9 @@ def render_record(record: RunRecord, console: Console) -> None:
     )
     parts: list[Any] = []
     if record.status == "failed" and record.error is not None:
-        parts.append(Text(f"FAILED ({record.error.kind}): {record.error.message}", style="bold red"))
+        parts.append(
+            Text(f"FAILED ({record.error.kind}): {record.error.message}", style="bold red")
+        )
     metrics = record.metrics
     if "latency_ms" in metrics:
         parts += [_latency_table(metrics), _resources_table(metrics)]

@@ -87,9 +87,7 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(versions.items()))
 
 
-def capture_environment(
-    sysfs: Path = Path("/sys"), procfs: Path = Path("/proc")
-) -> dict[str, Any]:
+def capture_environment(sysfs: Path = Path("/sys"), procfs: Path = Path("/proc")) -> dict[str, Any]:
     """Snapshot of the OS, CPU, memory, load, sensors, timer and tool versions."""
     model, flags = cpu_identity(procfs)
     clock = time.get_clock_info("perf_counter")

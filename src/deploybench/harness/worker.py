@@ -91,7 +91,9 @@ def _timed_call(session: Session) -> Callable[[Any], None]:
     return run_and_sync
 
 
-def warm_up(call: Callable[[Any], None], feeds: list[Any], plan: TimingPlan) -> tuple[int, int, bool]:
+def warm_up(
+    call: Callable[[Any], None], feeds: list[Any], plan: TimingPlan
+) -> tuple[int, int, bool]:
     """Warm up for at least the minimum runs and seconds, then until steady or the cap.
 
     Returns (runs, nanoseconds, steady_state_reached).
@@ -217,7 +219,7 @@ def execute(request: WorkerRequest) -> WorkerResult:
     if request.functional_samples > 0:
         outputs = functional_pass(session, arrays, request.batch_size, request.functional_samples)
         named = {spec.name: outputs[str(i)] for i, spec in enumerate(deployable.outputs)}
-        np.savez(request.outputs_path, **named)
+        np.savez(request.outputs_path, **named)  # type: ignore[arg-type]
         values["functional_samples"] = int(next(iter(named.values())).shape[0]) if named else 0
     values["session_info"] = session.info()
     session.close()
@@ -242,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         result = WorkerResult(
             ok=False,
             error=WorkerError(
-                kind="memory_limit", message=f"out of memory: {exc}", traceback=traceback.format_exc()
+                kind="memory_limit",
+                message=f"out of memory: {exc}",
+                traceback=traceback.format_exc(),
             ),
         )
     except Exception as exc:  # everything the model or runtime raises ends up in the record

@@ -97,7 +97,9 @@ def registered(kind: PluginKind, name: str, plugin: Any) -> Iterator[None]:
             _OVERRIDES[key] = previous
 
 
-def _status(kind: PluginKind, name: str, value: str, dist: str | None, version: str | None) -> PluginStatus:
+def _status(
+    kind: PluginKind, name: str, value: str, dist: str | None, version: str | None
+) -> PluginStatus:
     tool_version: str | None = None
     try:
         plugin = load_plugin(kind, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from deploybench.probes.base import ProbeReading, ProcessObservation, Probe
+from deploybench.probes.base import Probe, ProbeReading, ProcessObservation
 
 
 class PeakRssProbe(Probe):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from deploybench.probes.base import ProbeReading, ProcessObservation, Probe
+from deploybench.probes.base import Probe, ProbeReading, ProcessObservation
 
 
 def read_max_temperature(sysfs: Path) -> float | None:

@@ -17,6 +17,10 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` (no pickles: object arrays are refused)."""
     if not path.is_file():
         raise DatasetError(f"dataset file {path} does not exist; check problem.dataset.path")
+    if not zipfile.is_zipfile(path):  # np.load would read .npy or pickles, or misreport
+        raise DatasetError(
+            f"{path} is not a readable .npz file (not a zip archive); write it with numpy.savez"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
@@ -30,9 +34,7 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         ) from None
 
 
-def validate_dataset(
-    arrays: dict[str, np.ndarray], inputs: list[TensorSpec], source: str
-) -> int:
+def validate_dataset(arrays: dict[str, np.ndarray], inputs: list[TensorSpec], source: str) -> int:
     """Check names, dtypes and shapes against the model's inputs; return the sample count.
 
     The first axis of every array is the sample axis; the model's first dimension is its
@@ -67,7 +69,9 @@ def validate_dataset(
                 "holds the samples"
             )
         else:
-            for axis, (got, want) in enumerate(zip(array.shape[1:], spec.shape[1:], strict=True), 1):
+            for axis, (got, want) in enumerate(
+                zip(array.shape[1:], spec.shape[1:], strict=True), 1
+            ):
                 if isinstance(want, int) and got != want:
                     problems.append(
                         f"array '{spec.name}' has size {got} on axis {axis} but model input "
@@ -83,5 +87,7 @@ def validate_dataset(
     if not problems and counts and min(counts.values()) == 0:
         problems.append("the dataset has no samples")
     if problems:
-        raise DatasetError(f"dataset {source} does not match the model:\n  " + "\n  ".join(problems))
+        raise DatasetError(
+            f"dataset {source} does not match the model:\n  " + "\n  ".join(problems)
+        )
     return next(iter(counts.values()), 0)

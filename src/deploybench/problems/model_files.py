@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,8 +69,8 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     )
 
 
-def _dims(type_proto: object) -> list[Dim]:
-    shape = getattr(getattr(type_proto, "tensor_type"), "shape")
+def _dims(type_proto: Any) -> list[Dim]:
+    shape = type_proto.tensor_type.shape
     dims: list[Dim] = []
     for dim in shape.dim:
         if dim.HasField("dim_value"):
@@ -102,7 +103,9 @@ def inspect_onnx(path: Path) -> ModelInfo:
         if value.name in initializers:
             continue  # old exporters list weights as inputs too
         if not value.type.HasField("tensor_type"):
-            raise ModelError(f"{path}: input '{value.name}' is not a tensor; only tensors are supported")
+            raise ModelError(
+                f"{path}: input '{value.name}' is not a tensor; only tensors are supported"
+            )
         elem = value.type.tensor_type.elem_type
         inputs.append(
             TensorSpec(
@@ -121,4 +124,6 @@ def inspect_onnx(path: Path) -> ModelInfo:
     ]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     operators = sorted({node.op_type for node in model.graph.node})
-    return ModelInfo(format="onnx", inputs=inputs, outputs=outputs, opset=opset, operators=operators)
+    return ModelInfo(
+        format="onnx", inputs=inputs, outputs=outputs, opset=opset, operators=operators
+    )

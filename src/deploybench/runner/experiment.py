@@ -143,7 +143,9 @@ def _reference_outputs(builder: _RunBuilder, functional_samples: int, progress: 
     prepared = builder.prepared
     config = prepared.toolchain.reference_config()
     progress("reference", 0, 1)
-    deployable = prepared.toolchain.build(prepared.problem, config, builder.workdir / "reference-build")
+    deployable = prepared.toolchain.build(
+        prepared.problem, config, builder.workdir / "reference-build"
+    )
     raw = LocalCpuTarget().execute(
         ExecutionRequest(
             deployable=deployable,
@@ -253,7 +255,7 @@ def execute_prepared(
     builder.repetitions = per_rep
     builder.session = raw.repetitions[0].session_info if raw.repetitions else {}
     raw_path = workdir / "raw_latencies.npz"
-    np.savez(raw_path, **samples)
+    np.savez(raw_path, **samples)  # type: ignore[arg-type]
     builder.artifacts.add("raw_latencies", raw_path)
     _functional_metrics(builder, raw, reference_path)
     report("metrics", 1, 1)

@@ -101,7 +101,6 @@ def prepare_experiment(experiment: Experiment) -> PreparedExperiment:
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors:
         raise CompatibilityError(
-            "the experiment cannot run as configured:\n  "
-            + "\n  ".join(f.render() for f in errors)
+            "the experiment cannot run as configured:\n  " + "\n  ".join(f.render() for f in errors)
         )
     return PreparedExperiment(experiment, problem, toolchain, config, target, info, findings)

@@ -78,7 +78,9 @@ def format_validation_error(
     return lines
 
 
-def parse_experiment(data: Any, base_dir: Path | None = None, source: str = "experiment") -> Experiment:
+def parse_experiment(
+    data: Any, base_dir: Path | None = None, source: str = "experiment"
+) -> Experiment:
     """Validate a mapping (already parsed from YAML/JSON) into an :class:`Experiment`."""
     if not isinstance(data, dict):
         raise SpecError(

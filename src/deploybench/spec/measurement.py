@@ -14,7 +14,6 @@ from pydantic import Field, model_validator
 
 from deploybench.spec.base import SpecModel
 
-
 DEFAULT_PROBES = ("peak-rss", "cpu-time", "thermal")
 
 
@@ -75,7 +74,9 @@ class MeasurementPlan(SpecModel):
         default=None, ge=0, description="...and at least this many seconds of measurement."
     )
     max_duration: float | None = Field(
-        default=None, gt=0, description="Cap on the measured window (s); hitting it first "
+        default=None,
+        gt=0,
+        description="Cap on the measured window (s); hitting it first "
         "means the stop rule was not met and the run is invalid.",
     )
     max_iterations: int | None = Field(

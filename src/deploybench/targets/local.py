@@ -61,7 +61,9 @@ def _failure(
             phase=phase,
             log_path=log,
         )
-    if launched.oom_killed or (result is not None and result.error and result.error.kind == "memory_limit"):
+    if launched.oom_killed or (
+        result is not None and result.error and result.error.kind == "memory_limit"
+    ):
         return RunFailure(
             kind=FailureKind.MEMORY_LIMIT,
             message=f"{phase} exceeded environment.memory_limit and was stopped; raise the limit",
@@ -167,7 +169,7 @@ class LocalCpuTarget(Target):
             result_path=folder / "result.json",
             latencies_path=folder / "latencies.npy",
             outputs_path=folder / "outputs.npz",
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     def execute(

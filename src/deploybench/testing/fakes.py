@@ -83,9 +83,9 @@ class FakeSession:
     def run(self, feed: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
         """Evaluate, after injecting a fault once ``after_runs`` runs have passed."""
         self._runs += 1
-        if self._config.fault_at == "run" and self._runs > self._config.after_runs:
-            if self._config.fault != "noise":
-                self._inject()
+        cfg = self._config
+        if cfg.fault_at == "run" and cfg.fault != "noise" and self._runs > cfg.after_runs:
+            self._inject()
         outputs = [np.asarray(o) for o in self._evaluator.run(self._names, feed)]
         if self._config.fault == "noise":
             outputs = [

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from deploybench.errors import PluginError
-from deploybench.hashing import sha256_file
 from deploybench.harness.worker import _import_factory, timing_batches
+from deploybench.hashing import sha256_file
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.local import LocalCpuTarget
 from deploybench.toolchains.base import MANIFEST_NAME, Deployable, SessionOptions, Toolchain

@@ -31,8 +31,15 @@ _LEVELS = {
 }
 # Ops that quantize_dynamic actually quantizes; a model without them gains nothing from it.
 _DYNAMIC_QUANT_OPS = {"MatMul", "Gemm", "Attention", "LSTM", "GRU", "EmbedLayerNormalization"}
-_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-              "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
+_QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+}
 
 
 def _version(distribution: str) -> str:
@@ -166,7 +173,9 @@ class OnnxRuntimeToolchain(Toolchain):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         so.log_severity_level = 3
         try:
-            ort.InferenceSession(str(problem.model_path), sess_options=so, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(
+                str(problem.model_path), sess_options=so, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # ORT raises several unrelated exception classes
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return [
