@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from deploybench.toolchains.base import Deployable, SessionOptions
+from deploybench.toolchains.onnxruntime.providers import create_session
 
 _LEVELS = {
     "disabled": "ORT_DISABLE_ALL",
@@ -39,10 +40,10 @@ class OnnxRuntimeSession:
             if config.get("execution_mode") == "parallel"
             else ort.ExecutionMode.ORT_SEQUENTIAL
         )
-        self._session = ort.InferenceSession(
+        self._session = create_session(
             str(deployable.entry_path),
-            sess_options=so,
-            providers=config.get("execution_providers", ["CPUExecutionProvider"]),
+            so,
+            list(config.get("execution_providers", ["CPUExecutionProvider"])),
         )
         self._version = ort.__version__
         names = [spec.name for spec in deployable.outputs]

@@ -21,6 +21,7 @@ from deploybench.toolchains.base import (
     Toolchain,
 )
 from deploybench.toolchains.onnxruntime.config import OnnxRuntimeConfig
+from deploybench.toolchains.onnxruntime.providers import create_session
 from deploybench.toolchains.pipeline import Pipeline
 
 _SESSION_FACTORY = "deploybench.toolchains.onnxruntime.session:open_session"
@@ -251,9 +252,7 @@ class OnnxRuntimeToolchain(Toolchain):
                 )
                 so.optimized_model_filepath = str(optimized)
                 so.log_severity_level = 3  # the one warning ORT prints is restated below
-                ort.InferenceSession(
-                    str(current), sess_options=so, providers=cfg.execution_providers
-                )
+                create_session(str(current), so, list(cfg.execution_providers))
                 step.log(f"saved {cfg.graph_optimization}-level optimized graph")
                 if cfg.graph_optimization == "all":
                     step.log(
