@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deploybench import __version__
@@ -32,7 +33,9 @@ err = Console(stderr=True)
 
 
 def _fail(exc: DeploybenchError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
+    )
     return typer.Exit(EXIT_USER_ERROR if isinstance(exc, UserError) else EXIT_RUN_FAILED)
 
 
@@ -69,7 +72,7 @@ def plugins() -> None:
             f"{row.distribution or '-'} {row.version or ''}".strip(),
             row.tool_version or "-",
             "[green]yes[/]" if available else "[red]no[/]",
-            row.availability.reason or "",
+            escape(row.availability.reason or ""),
         )
     Console().print(table)
 
@@ -86,9 +89,9 @@ def check(
     try:
         for path in experiments:
             prepared = prepare_experiment(load_experiment(path))
-            console.print(f"[green]ok[/] {path}: {prepared.experiment.name}")
+            console.print(f"[green]ok[/] {escape(str(path))}: {prepared.experiment.name}")
             for finding in prepared.findings:
-                console.print(f"  {finding.render()}", highlight=False)
+                console.print(f"  {escape(finding.render())}", highlight=False)
     except DeploybenchError as exc:
         raise _fail(exc) from None
 
