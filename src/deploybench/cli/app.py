@@ -113,24 +113,27 @@ def run(
     """Run experiments: build, measure, check accuracy and semantic preservation."""
     from deploybench.cli.progress import RunProgress
     from deploybench.cli.render import render_record
-    from deploybench.runner import run_experiment
+    from deploybench.runner import prepare_experiment
     from deploybench.runner.artifacts import export_to_folder
+    from deploybench.runner.experiment import execute_prepared, new_workdir
     from deploybench.spec import load_experiment
 
     console = Console()
     failed = False
     try:
-        loaded = [load_experiment(path) for path in experiments]  # validate all before running
-        for experiment in loaded:
-            with RunProgress(err, experiment.name) as progress:
-                outcome = run_experiment(experiment, progress=progress.update)
+        # Validate and check every experiment before running any, so a typo in the last
+        # file does not surface after an hour of measurements.
+        prepared = [prepare_experiment(load_experiment(path)) for path in experiments]
+        for item in prepared:
+            with RunProgress(err, item.experiment.name) as progress:
+                outcome = execute_prepared(item, new_workdir(), progress.update)
             record = outcome.record
             try:
                 if out is not None:
                     path = export_to_folder(
                         record.model_dump_json(indent=2), record.id, outcome.artifacts, out
                     )
-                    err.print(f"record written to {path}")
+                    err.print(f"record written to {escape(str(path))}")
                 if as_json:
                     sys.stdout.write(record.model_dump_json() + "\n")
                     sys.stdout.flush()
@@ -138,7 +141,7 @@ def run(
                     render_record(record, console)
             finally:
                 if keep_workdir:
-                    err.print(f"work directory kept: {outcome.workdir}")
+                    err.print(f"work directory kept: {escape(str(outcome.workdir))}")
                 else:
                     shutil.rmtree(outcome.workdir, ignore_errors=True)
             failed = failed or record.status == "failed"

@@ -263,6 +263,11 @@ def execute_prepared(
     return RunOutcome(record, builder.artifacts, workdir)
 
 
+def new_workdir() -> Path:
+    """A fresh temporary work directory for one run (the caller removes it)."""
+    return Path(tempfile.mkdtemp(prefix="deploybench-run-"))
+
+
 def run_experiment(
     experiment: Experiment, workdir: Path | None = None, progress: Progress | None = None
 ) -> RunOutcome:
@@ -271,5 +276,5 @@ def run_experiment(
     report("resolve", 0, 1)
     prepared = prepare_experiment(experiment)
     report("resolve", 1, 1)
-    folder = workdir or Path(tempfile.mkdtemp(prefix="deploybench-run-"))
+    folder = workdir or new_workdir()
     return execute_prepared(prepared, folder, report)
