@@ -240,20 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     request = WorkerRequest.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
     try:
         result = execute(request)
-    except MemoryError as exc:
-        result = WorkerResult(
-            ok=False,
-            error=WorkerError(
-                kind="memory_limit",
-                message=f"out of memory: {exc}",
-                traceback=traceback.format_exc(),
-            ),
-        )
     except Exception as exc:  # everything the model or runtime raises ends up in the record
         result = WorkerResult(
             ok=False,
             error=WorkerError(
-                kind="runtime_error",
+                kind="memory_limit" if isinstance(exc, MemoryError) else "runtime_error",
                 message=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             ),

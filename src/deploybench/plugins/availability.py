@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from importlib import metadata
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,3 +27,11 @@ class Availability(BaseModel):
             reason=f"missing Python module(s) {', '.join(missing)}; "
             f"install with: pip install 'deploybench[{extra}]'",
         )
+
+
+def distribution_version(name: str) -> str | None:
+    """Installed version of a Python distribution, read from its metadata (no import)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -176,19 +176,20 @@ class LocalCpuTarget(Target):
         self, request: ExecutionRequest, progress: ProgressCallback | None = None
     ) -> RawRun:
         """Functional pass in its own process, then each repetition in a fresh process."""
-        self._check_affinity(request)
         timeout = float(request.plan.timeout or 600.0)
         report = progress or (lambda phase, done, total: None)
         environment: dict[str, object] = {}
         mechanism: str | None = None
         functional: FunctionalRecord | None = None
 
-        def failed(failure: RunFailure, reps: list[RepetitionRecord]) -> RawRun:
+        def finish(failure: RunFailure | None, reps: list[RepetitionRecord]) -> RawRun:
             return RawRun(
                 provenance=Provenance.MEASURED,
                 repetitions=reps,
                 functional=functional,
-                environment=environment,
+                environment={**environment, "memory_limit_mechanism": mechanism}
+                if environment
+                else {},
                 failure=failure,
                 memory_limit_mechanism=mechanism,
             )
@@ -205,7 +206,7 @@ class LocalCpuTarget(Target):
             mechanism = launched.memory_mechanism
             failure = _failure("functional pass", launched, result, log, timeout)
             if failure is not None:
-                return failed(failure, [])
+                return finish(failure, [])
             assert result is not None
             environment = result.environment or {}
             functional = FunctionalRecord(
@@ -230,7 +231,7 @@ class LocalCpuTarget(Target):
             mechanism = launched.memory_mechanism
             failure = _failure(phase, launched, result, log, timeout)
             if failure is not None:
-                return failed(failure, repetitions)
+                return finish(failure, repetitions)
             assert result is not None
             if index == 0:
                 environment = result.environment or {}
@@ -255,26 +256,4 @@ class LocalCpuTarget(Target):
                 )
             )
         report("repetitions", total, total)
-        if environment:
-            environment = {**environment, "memory_limit_mechanism": mechanism}
-        return RawRun(
-            provenance=Provenance.MEASURED,
-            repetitions=repetitions,
-            functional=functional,
-            environment=environment,
-            memory_limit_mechanism=mechanism,
-        )
-
-    def _check_affinity(self, request: ExecutionRequest) -> None:
-        from deploybench.errors import CompatibilityError
-
-        wanted = request.environment.cpu_affinity
-        if wanted is None:
-            return
-        usable = os.sched_getaffinity(0)
-        missing = sorted(set(wanted) - usable)
-        if missing:
-            raise CompatibilityError(
-                f"environment.cpu_affinity lists CPUs {missing} that this host cannot use; "
-                f"usable CPUs: {sorted(usable)}"
-            )
+        return finish(None, repetitions)

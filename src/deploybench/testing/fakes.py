@@ -12,7 +12,6 @@ import shutil
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
@@ -20,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deploybench.hashing import sha256_file
-from deploybench.plugins.availability import Availability
+from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
 from deploybench.toolchains.base import (
@@ -126,10 +125,7 @@ class FakeToolchain(Toolchain):
     @classmethod
     def tool_version(cls) -> str | None:
         """The onnx package's version."""
-        try:
-            return metadata.version("onnx")
-        except metadata.PackageNotFoundError:
-            return None
+        return distribution_version("onnx")
 
     def reference_config(self) -> BaseModel:
         """No faults."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
 from deploybench.hashing import sha256_file
-from deploybench.plugins.availability import Availability
+from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
 from deploybench.toolchains.base import (
@@ -43,13 +42,6 @@ _QUANT_OPS = {
 }
 
 
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 class OnnxRuntimeToolchain(Toolchain):
     """ONNX models on ONNX Runtime: graph optimization, INT8 quantization, session options."""
 
@@ -76,10 +68,7 @@ class OnnxRuntimeToolchain(Toolchain):
     @classmethod
     def tool_version(cls) -> str | None:
         """Installed onnxruntime version."""
-        try:
-            return metadata.version("onnxruntime")
-        except metadata.PackageNotFoundError:
-            return None
+        return distribution_version("onnxruntime")
 
     def reference_config(self) -> BaseModel:
         """fp32 on the CPU with every graph optimization disabled."""
@@ -194,8 +183,8 @@ class OnnxRuntimeToolchain(Toolchain):
         cfg = cast(OnnxRuntimeConfig, config)
         workdir.mkdir(parents=True, exist_ok=True)
         pipeline = Pipeline()
-        onnx_version = _version("onnx")
-        ort_version = _version("onnxruntime")
+        onnx_version = distribution_version("onnx") or "not installed"
+        ort_version = distribution_version("onnxruntime") or "not installed"
         files: list[DeployableFile] = []
 
         with pipeline.step(
