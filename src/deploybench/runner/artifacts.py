@@ -44,7 +44,8 @@ def export_to_folder(record_json: str, run_id: str, artifacts: ArtifactSet, out:
     """
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "artifacts").mkdir(parents=True, exist_ok=True)
-    for digest, path in zip(artifacts.digests().values(), artifacts.files.values(), strict=True):
+    for name, digest in artifacts.digests().items():
+        path = artifacts.files[name]
         target = out / "artifacts" / digest
         if not target.exists():
             tmp = target.with_suffix(".tmp")
