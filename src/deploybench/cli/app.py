@@ -131,7 +131,11 @@ def run(
             try:
                 if out is not None:
                     path = export_to_folder(
-                        record.model_dump_json(indent=2), record.id, outcome.artifacts, out
+                        record.model_dump_json(indent=2),
+                        record.id,
+                        record.artifacts,
+                        outcome.artifacts,
+                        out,
                     )
                     err.print(f"record written to {escape(str(path))}")
                 if as_json:

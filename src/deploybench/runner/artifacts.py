@@ -37,14 +37,17 @@ class ArtifactSet:
         return {name: sha256_file(path) for name, path in sorted(self.files.items())}
 
 
-def export_to_folder(record_json: str, run_id: str, artifacts: ArtifactSet, out: Path) -> Path:
+def export_to_folder(
+    record_json: str, run_id: str, digests: dict[str, str], artifacts: ArtifactSet, out: Path
+) -> Path:
     """Write ``out/runs/<id>.json`` and ``out/artifacts/<sha256>`` (content-addressed).
 
+    ``digests`` are the record's (name -> sha256), computed once when the record was made.
     Used by ``deploybench run --out`` until the results store exists.
     """
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "artifacts").mkdir(parents=True, exist_ok=True)
-    for name, digest in artifacts.digests().items():
+    for name, digest in digests.items():
         path = artifacts.files[name]
         target = out / "artifacts" / digest
         if not target.exists():
