@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from deploybench import __version__
-from deploybench.errors import DeploybenchError, UserError
+from deploybench.cli.common import EXIT_RUN_FAILED, err, fail
+from deploybench.cli.runs import runs_app
+from deploybench.errors import DeploybenchError
 
 app = typer.Typer(
     name="deploybench",
@@ -24,19 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 zoo_app = typer.Typer(help="Open problems shipped by deploybench.", no_args_is_help=True)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
-
-EXIT_RUN_FAILED = 1
-EXIT_USER_ERROR = 2
-
-err = Console(stderr=True)
-
-
-def _fail(exc: DeploybenchError) -> typer.Exit:
-    err.print(
-        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
-    )
-    return typer.Exit(EXIT_USER_ERROR if isinstance(exc, UserError) else EXIT_RUN_FAILED)
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
 
 
 @app.callback(invoke_without_command=True)
@@ -93,7 +85,7 @@ def check(
             for finding in prepared.findings:
                 console.print(f"  {escape(finding.render())}", highlight=False)
     except DeploybenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -102,57 +94,154 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each run record as one JSON line.")
     ] = False,
+    discard: Annotated[
+        bool,
+        typer.Option(
+            "--discard/--save",
+            help="Discard the results (nothing is stored, no artifact is left) or store them "
+            "in the results store (default).",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write records (runs/ID.json) and artifacts here."),
+        typer.Option("--out", help="Also write records (runs/ID.json) and artifacts here."),
     ] = None,
-    keep_workdir: Annotated[
-        bool, typer.Option("--keep-workdir", help="Keep the run's work directory.")
-    ] = False,
 ) -> None:
     """Run experiments: build, measure, check accuracy and semantic preservation."""
     from deploybench.cli.progress import RunProgress
     from deploybench.cli.render import render_record
     from deploybench.runner import prepare_experiment
-    from deploybench.runner.artifacts import export_to_folder
-    from deploybench.runner.experiment import execute_prepared, new_workdir
+    from deploybench.services.runs import execute_and_keep
+    from deploybench.services.store import open_store
     from deploybench.spec import load_experiment
 
     console = Console()
     failed = False
     try:
+        store = None if discard else open_store()
         # Validate and check every experiment before running any, so a typo in the last
         # file does not surface after an hour of measurements.
         prepared = [prepare_experiment(load_experiment(path)) for path in experiments]
         for item in prepared:
             with RunProgress(err, item.experiment.name) as progress:
-                outcome = execute_prepared(item, new_workdir(), progress.update)
-            record = outcome.record
-            try:
-                if out is not None:
-                    path = export_to_folder(
-                        record.model_dump_json(indent=2),
-                        record.id,
-                        record.artifacts,
-                        outcome.artifacts,
-                        out,
-                    )
-                    err.print(f"record written to {escape(str(path))}")
-                if as_json:
-                    sys.stdout.write(record.model_dump_json() + "\n")
-                    sys.stdout.flush()
-                else:
-                    render_record(record, console)
-            finally:
-                if keep_workdir:
-                    err.print(f"work directory kept: {escape(str(outcome.workdir))}")
-                else:
-                    shutil.rmtree(outcome.workdir, ignore_errors=True)
+                finished = execute_and_keep(item, store, progress.update, out=out)
+            record = finished.record
+            if as_json:
+                sys.stdout.write(record.model_dump_json() + "\n")
+                sys.stdout.flush()
+            else:
+                render_record(record, console)
+            if finished.stored:
+                err.print(f"stored run {record.id}")
+            else:
+                err.print(f"run {record.id} discarded (nothing stored)")
             failed = failed or record.status == "failed"
     except DeploybenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if failed:
         raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command()
+def verify(
+    run_ids: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
+) -> None:
+    """Check a run's record hash and the sha256 of every artifact it references."""
+    from deploybench.services.store import open_store
+
+    try:
+        store = open_store()
+        reports = [store.verify_run(run_id) for run_id in run_ids]
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+    bad = 0
+    for report in reports:
+        if report.ok:
+            Console().print(
+                f"[green]ok[/] {report.run_id}: record hash and {report.checked} artifacts verified"
+            )
+            continue
+        bad += 1
+        Console().print(f"[bold red]FAILED[/] {report.run_id}:")
+        for problem in report.problems:
+            Console().print(f"  ✗ {escape(problem)}", highlight=False)
+    if bad:
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL.")] = None,
+) -> None:
+    """Apply database migrations up to the newest schema."""
+    from deploybench.store.database import current_revision, default_url, make_engine, upgrade
+
+    try:
+        engine = make_engine(url or default_url())
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+    err.print(f"database {escape(str(engine.url))}: schema {before or 'empty'} -> {after}")
+
+
+@db_app.command("status")
+def db_status(
+    url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL.")] = None,
+) -> None:
+    """Schema revision and counts of the results database."""
+    from deploybench.services.store import open_store
+    from deploybench.store.database import current_revision, head_revision
+
+    try:
+        store = open_store(url)
+        stats = store.stats()
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+    revision = current_revision(store.engine)
+    Console().print(
+        f"database: {escape(stats['url'])}\nschema: {revision} (newest {head_revision()})\n"
+        f"runs: {stats['runs']}\nartifacts: {stats['artifacts']}"
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Run a small stored campaign on the open problems and write an HTML report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from deploybench.reports.tables import comparison_table
+    from deploybench.services.demo import run_demo
+    from deploybench.services.store import open_store
+
+    console = Console()
+    try:
+        store = open_store()
+        with Progress(
+            TextColumn("[bold]demo[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("preparing", total=None)
+
+            def on_experiment(index: int, total: int, name: str) -> None:
+                bar.update(task, completed=index, total=total, description=escape(name))
+
+            result = run_demo(store, on_experiment)
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+    console.print(
+        comparison_table(
+            [r.model_dump(mode="json") for r in result.records],
+            "demo campaign: ONNX Runtime configurations on the open problems",
+        )
+    )
+    console.print(f"{len(result.records)} runs stored in {escape(store.url)}")
+    console.print(f"HTML report: {escape(str(result.report))}")
 
 
 @zoo_app.command("list")

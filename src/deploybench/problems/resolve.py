@@ -22,10 +22,27 @@ def _verify_sha(path: Path, expected: str | None, what: str) -> str:
     return actual
 
 
-def resolve_problem(problem: Problem) -> ResolvedProblem:
-    """Locate (building open problems if needed), verify and inspect model and dataset."""
+def resolve_problem(
+    problem: Problem,
+    model_path: Path | None = None,
+    dataset_path: Path | None = None,
+    expected_outputs_path: Path | None = None,
+) -> ResolvedProblem:
+    """Locate (building open problems if needed), verify and inspect model and dataset.
+
+    ``model_path`` / ``dataset_path`` replace the files the problem names (a replay runs on
+    the stored artifacts, whatever the definition says); the definition still gives the
+    task and the expected sha256.
+    """
     task = problem.task
-    if problem.model.zoo is not None:
+    if model_path is not None:
+        check_model_file(model_path)
+        model_format = detect_format(model_path, problem.model.format or "onnx")
+        if problem.model.zoo is not None:
+            from deploybench import zoo
+
+            task = task or zoo.get_model(problem.model.zoo).task
+    elif problem.model.zoo is not None:
         from deploybench import zoo
 
         zoo_model = zoo.get_model(problem.model.zoo)
@@ -37,14 +54,15 @@ def resolve_problem(problem: Problem) -> ResolvedProblem:
         model_path = problem.model.path
         check_model_file(model_path)
         model_format = detect_format(model_path, problem.model.format)
-    if problem.dataset.zoo is not None:
-        from deploybench import zoo
+    if dataset_path is None:
+        if problem.dataset.zoo is not None:
+            from deploybench import zoo
 
-        zoo.get_dataset(problem.dataset.zoo)
-        dataset_path = zoo.build_dataset(problem.dataset.zoo).path
-    else:
-        assert problem.dataset.path is not None
-        dataset_path = problem.dataset.path
+            zoo.get_dataset(problem.dataset.zoo)
+            dataset_path = zoo.build_dataset(problem.dataset.zoo).path
+        else:
+            assert problem.dataset.path is not None
+            dataset_path = problem.dataset.path
     if model_format != "onnx":
         raise ModelError(
             f"model format '{model_format}' is not supported yet; export the model to ONNX"
@@ -55,8 +73,9 @@ def resolve_problem(problem: Problem) -> ResolvedProblem:
     assert task is not None  # enforced by Problem for user models; zoo models know theirs
     if task is TaskKind.REGRESSION and "labels" in arrays and "targets" not in arrays:
         raise DatasetError(f"dataset {problem.dataset.label}: a regression dataset needs 'targets'")
-    if problem.expected_outputs is not None and not problem.expected_outputs.is_file():
-        raise DatasetError(f"expected outputs file {problem.expected_outputs} does not exist")
+    expected = expected_outputs_path or problem.expected_outputs
+    if expected is not None and not expected.is_file():
+        raise DatasetError(f"expected outputs file {expected} does not exist")
     return ResolvedProblem(
         model_label=problem.model.label,
         model_path=model_path,
@@ -72,5 +91,5 @@ def resolve_problem(problem: Problem) -> ResolvedProblem:
         opset=info.opset,
         operators=info.operators,
         n_samples=n_samples,
-        expected_outputs_path=problem.expected_outputs,
+        expected_outputs_path=expected,
     )

@@ -23,7 +23,7 @@ from deploybench.runner.functional import (
     select_output,
 )
 from deploybench.runner.latency import latency_metrics
-from deploybench.runner.preparation import PreparedExperiment, prepare_experiment
+from deploybench.runner.preparation import PreparedExperiment, ProblemFiles, prepare_experiment
 from deploybench.runner.record import RunErrorInfo, RunRecord, ValidityInfo
 from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.experiment import Experiment
@@ -81,6 +81,8 @@ class _RunBuilder:
         )
         self.artifacts.add("model", prepared.problem.model_path)
         self.artifacts.add("dataset", prepared.problem.dataset_path)
+        if prepared.problem.expected_outputs_path is not None:
+            self.artifacts.add("expected_outputs", prepared.problem.expected_outputs_path)
 
     def collect_logs(self, raw: RawRun, label: str) -> None:
         paths = [r.log_path for r in raw.repetitions]
@@ -269,12 +271,15 @@ def new_workdir() -> Path:
 
 
 def run_experiment(
-    experiment: Experiment, workdir: Path | None = None, progress: Progress | None = None
+    experiment: Experiment,
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+    files: ProblemFiles | None = None,
 ) -> RunOutcome:
     """Prepare and execute one experiment; user errors raise before anything runs."""
     report: Progress = progress or (lambda phase, done, total: None)
     report("resolve", 0, 1)
-    prepared = prepare_experiment(experiment)
+    prepared = prepare_experiment(experiment, files)
     report("resolve", 1, 1)
     folder = workdir or new_workdir()
     return execute_prepared(prepared, folder, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -60,7 +61,18 @@ def load_target(name: str) -> Target:
     return target
 
 
-def prepare_experiment(experiment: Experiment) -> PreparedExperiment:
+@dataclass(frozen=True)
+class ProblemFiles:
+    """Files that replace the ones a problem names (a replay uses stored artifacts)."""
+
+    model: Path
+    dataset: Path
+    expected_outputs: Path | None = None
+
+
+def prepare_experiment(
+    experiment: Experiment, files: ProblemFiles | None = None
+) -> PreparedExperiment:
     """Resolve the problem, load and configure plugins, run the toolchain's checks.
 
     Raises a :class:`~deploybench.errors.UserError` subclass for anything the user must fix;
@@ -78,7 +90,12 @@ def prepare_experiment(experiment: Experiment) -> PreparedExperiment:
             load_plugin(PluginKind.PROBE, probe)
         except PluginError as exc:
             raise PluginError(f"measurement.probes: {exc}") from None
-    problem = resolve_problem(experiment.problem)
+    if files is None:
+        problem = resolve_problem(experiment.problem)
+    else:
+        problem = resolve_problem(
+            experiment.problem, files.model, files.dataset, files.expected_outputs
+        )
     if problem.model_format not in toolchain.input_formats:
         raise CompatibilityError(
             f"toolchain '{toolchain.name}' takes {', '.join(toolchain.input_formats)} models, "

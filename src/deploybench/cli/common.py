@@ -1,0 +1,20 @@
+"""Shared pieces of the command line: consoles, exit codes, error reporting."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from deploybench.errors import DeploybenchError, UserError
+
+EXIT_RUN_FAILED = 1
+EXIT_USER_ERROR = 2
+
+err = Console(stderr=True)
+
+
+def fail(exc: DeploybenchError) -> typer.Exit:
+    """Print the error and return the Exit to raise: 2 for user errors, 1 otherwise."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USER_ERROR if isinstance(exc, UserError) else EXIT_RUN_FAILED)

@@ -1,0 +1,1 @@
+"""The one core API that the CLI, and later the server and agents, call."""
