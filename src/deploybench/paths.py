@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from deploybench.errors import UserError
+
 
 def data_home() -> Path:
     """Return the data directory, creating it if needed.
@@ -15,7 +17,18 @@ def data_home() -> Path:
     """
     env = os.environ.get("DEPLOYBENCH_HOME")
     root = Path(env) if env else Path(platformdirs.user_data_dir("deploybench"))
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the data directory {root} ({exc.strerror}); set DEPLOYBENCH_HOME "
+            "to a writable folder"
+        ) from None
+    if not os.access(root, os.W_OK):
+        raise UserError(
+            f"the data directory {root} is not writable; set DEPLOYBENCH_HOME to a writable "
+            "folder or fix its permissions"
+        )
     return root
 
 

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import deploybench
-from deploybench.cli.app import EXIT_RUN_FAILED, EXIT_USER_ERROR, app
+from deploybench.cli.app import app
+from deploybench.cli.common import EXIT_RUN_FAILED, EXIT_USER_ERROR
 from deploybench.plugins import Availability, PluginKind, registered
 
 WriteExperiment = Callable[..., Path]

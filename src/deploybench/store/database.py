@@ -47,7 +47,13 @@ def make_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             folder = Path(database).resolve().parent
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create the data directory {folder} ({exc.strerror}); set "
+                    "DEPLOYBENCH_HOME to a writable folder"
+                ) from None
             if not os.access(folder, os.W_OK):
                 raise UserError(
                     f"the data directory {folder} is not writable; set DEPLOYBENCH_HOME "

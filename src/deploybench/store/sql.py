@@ -22,7 +22,7 @@ from sqlalchemy import Engine, and_, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from deploybench.errors import UserError
+from deploybench.errors import DeploybenchError, UserError
 from deploybench.hashing import canonical_hash
 from deploybench.runner.record import RunRecord
 from deploybench.store.artifacts import (
@@ -56,6 +56,10 @@ _INPUT_NAMES = ("model", "dataset")
 
 class RunNotFoundError(UserError):
     """No run with that id (or prefix)."""
+
+
+class RunAlreadyStoredError(DeploybenchError):
+    """A run id was stored before: records are immutable, a new execution is a new run."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,11 @@ class SqlResultStore:
             },
         }
         now = _now()
+        with self._sessions() as session:
+            if session.get(RunRow, record.id) is not None:
+                raise RunAlreadyStoredError(
+                    f"run {record.id} is already stored; runs are immutable, run again instead"
+                )
         with self._sessions.begin() as session:
             experiment_id = self._experiment_id(session, record.experiment, now)
             session.add(

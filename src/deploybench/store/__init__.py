@@ -1,0 +1,1 @@
+"""Stores: content-addressed artifacts (:mod:`deploybench.store.artifacts`) and results."""
