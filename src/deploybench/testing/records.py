@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deploybench.hashing import sha256_file
-from deploybench.runner.record import RunRecord, ValidityInfo
+from deploybench.runner.record import RunErrorInfo, RunRecord, ValidityInfo
 
 
 def make_record(
@@ -53,8 +53,8 @@ def make_record(
             "toolchain": {"name": toolchain, "version": None, "config": {}},
             "target": {"name": target, "config": {}},
         },
-        status=status,  # type: ignore[arg-type]
-        error=None if status == "succeeded" else {"kind": "crash", "message": "boom"},  # type: ignore[arg-type]
+        status="succeeded" if status == "succeeded" else "failed",
+        error=None if status == "succeeded" else RunErrorInfo(kind="crash", message="boom"),
         validity=ValidityInfo(verdict="valid" if status == "succeeded" else "invalid"),
         metrics={
             "latency_ms": {
