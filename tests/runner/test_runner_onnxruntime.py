@@ -162,3 +162,16 @@ def test_accuracy_samples_limits_the_functional_pass(tmp_path: Path) -> None:
     record = run_experiment(experiment, workdir=tmp_path).record
     assert record.metrics["accuracy"]["n"] == 50
     assert record.metrics["semantic_preservation"]["n"] == 50
+
+
+def test_peak_rss_is_the_workers_own_not_the_parents(tmp_path: Path) -> None:
+    # A forked child's rusage counts the parent's pages it held before exec; the reported
+    # peak must be the worker's own high-water mark, whatever the parent holds.
+    ballast = bytearray(600 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    record = run_experiment(
+        make_experiment(measurement={"repetitions": 1}), workdir=tmp_path
+    ).record
+    assert record.metrics["peak_rss_bytes"] < 400 * 1024 * 1024
+    assert record.metrics["probes"]["peak_rss"]["median"] == record.metrics["peak_rss_bytes"]
+    del ballast

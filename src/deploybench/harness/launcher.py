@@ -34,6 +34,8 @@ class LaunchResult:
     signal: int | None
     timed_out: bool
     oom_killed: bool
+    # ru_maxrss of the child: it includes the pages the forked child shared with the parent
+    # before exec, so it is an upper bound; workers report their own VmHWM instead.
     peak_rss_bytes: int
     user_seconds: float
     system_seconds: float

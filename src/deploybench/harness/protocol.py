@@ -68,6 +68,9 @@ class WorkerResult(BaseModel):
     stop_rule_met: bool = False
     stopped_by: str = ""
     baseline_rss_bytes: int | None = None
+    peak_rss_bytes: int | None = Field(
+        default=None, description="VmHWM of the worker at the end: its own peak since exec."
+    )
     functional_samples: int = 0
     session_info: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] | None = None

@@ -225,6 +225,9 @@ def execute(request: WorkerRequest) -> WorkerResult:
     session.close()
     if request.capture_environment:
         values["environment"] = capture_environment()
+    # The worker's own high-water mark. rusage's ru_maxrss would also count the parent's
+    # pages that the forked child held before exec, inflating the figure by the parent's size.
+    values["peak_rss_bytes"] = _read_vm_hwm()
     return WorkerResult(ok=True, **values)
 
 

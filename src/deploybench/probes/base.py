@@ -32,7 +32,7 @@ class ProcessObservation(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    peak_rss_bytes: int
+    peak_rss_bytes: int | None
     user_seconds: float
     system_seconds: float
     wall_seconds: float

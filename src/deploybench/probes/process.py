@@ -8,13 +8,22 @@ from deploybench.probes.base import Probe, ProbeReading, ProcessObservation
 
 
 class PeakRssProbe(Probe):
-    """Peak resident set size of the worker process, from the kernel's rusage."""
+    """Peak resident set size of the worker process (the kernel's VmHWM for it)."""
 
     name: ClassVar[str] = "peak-rss"
     summary: ClassVar[str] = "Peak resident memory of the measured process (OS accounting)."
 
     def after(self, observation: ProcessObservation) -> list[ProbeReading]:
-        """ru_maxrss of the reaped child."""
+        """The process's high-water mark, or why it is unknown."""
+        if observation.peak_rss_bytes is None:
+            return [
+                ProbeReading(
+                    metric="peak_rss",
+                    value=None,
+                    unit="bytes",
+                    unavailable="the worker ended without reporting its memory high-water mark",
+                )
+            ]
         return [ProbeReading(metric="peak_rss", value=observation.peak_rss_bytes, unit="bytes")]
 
 

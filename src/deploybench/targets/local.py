@@ -144,16 +144,16 @@ class LocalCpuTarget(Target):
             log_path=log,
             cwd=folder,
         )
+        result = None
+        if worker.result_path.is_file():
+            result = WorkerResult.model_validate_json(worker.result_path.read_text("utf-8"))
         observation = ProcessObservation(
-            peak_rss_bytes=launched.peak_rss_bytes,
+            peak_rss_bytes=result.peak_rss_bytes if result else None,
             user_seconds=launched.user_seconds,
             system_seconds=launched.system_seconds,
             wall_seconds=launched.wall_seconds,
         )
         readings = [reading for probe in probes or [] for reading in probe.after(observation)]
-        result = None
-        if worker.result_path.is_file():
-            result = WorkerResult.model_validate_json(worker.result_path.read_text("utf-8"))
         return launched, result, log, readings
 
     def _worker_request(
@@ -247,7 +247,7 @@ class LocalCpuTarget(Target):
                     measured_ns=result.measured_ns,
                     stop_rule_met=result.stop_rule_met,
                     stopped_by=result.stopped_by,
-                    peak_rss_bytes=launched.peak_rss_bytes,
+                    peak_rss_bytes=result.peak_rss_bytes,
                     baseline_rss_bytes=result.baseline_rss_bytes,
                     wall_seconds=launched.wall_seconds,
                     log_path=log,
