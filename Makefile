@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/deploybench zoo list
-	$(BIN)/deploybench run examples/digits-mlp-ort-int8.yaml --out $(DEPLOYBENCH_HOME)/demo-results
+	$(BIN)/deploybench demo
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from deploybench import __version__
-from deploybench.cli.common import EXIT_RUN_FAILED, err, fail
+from deploybench.cli.common import EXIT_RUN_FAILED, err, fail, out
 from deploybench.cli.runs import runs_app
 from deploybench.errors import DeploybenchError
 
@@ -66,7 +65,7 @@ def plugins() -> None:
             "[green]yes[/]" if available else "[red]no[/]",
             escape(row.availability.reason or ""),
         )
-    Console().print(table)
+    out().print(table)
 
 
 @app.command()
@@ -77,7 +76,7 @@ def check(
     from deploybench.runner import prepare_experiment
     from deploybench.spec import load_experiment
 
-    console = Console()
+    console = out()
     try:
         for path in experiments:
             prepared = prepare_experiment(load_experiment(path))
@@ -102,7 +101,7 @@ def run(
             "in the results store (default).",
         ),
     ] = False,
-    out: Annotated[
+    out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Also write records (runs/ID.json) and artifacts here."),
     ] = None,
@@ -115,7 +114,7 @@ def run(
     from deploybench.services.store import open_store
     from deploybench.spec import load_experiment
 
-    console = Console()
+    console = out()
     failed = False
     try:
         store = None if discard else open_store()
@@ -124,7 +123,7 @@ def run(
         prepared = [prepare_experiment(load_experiment(path)) for path in experiments]
         for item in prepared:
             with RunProgress(err, item.experiment.name) as progress:
-                finished = execute_and_keep(item, store, progress.update, out=out)
+                finished = execute_and_keep(item, store, progress.update, out=out_dir)
             record = finished.record
             if as_json:
                 sys.stdout.write(record.model_dump_json() + "\n")
@@ -157,14 +156,14 @@ def verify(
     bad = 0
     for report in reports:
         if report.ok:
-            Console().print(
+            out().print(
                 f"[green]ok[/] {report.run_id}: record hash and {report.checked} artifacts verified"
             )
             continue
         bad += 1
-        Console().print(f"[bold red]FAILED[/] {report.run_id}:")
+        out().print(f"[bold red]FAILED[/] {report.run_id}:")
         for problem in report.problems:
-            Console().print(f"  ✗ {escape(problem)}", highlight=False)
+            out().print(f"  ✗ {escape(problem)}", highlight=False)
     if bad:
         raise typer.Exit(EXIT_RUN_FAILED)
 
@@ -200,7 +199,7 @@ def db_status(
     except DeploybenchError as exc:
         raise fail(exc) from None
     revision = current_revision(store.engine)
-    Console().print(
+    out().print(
         f"database: {escape(stats['url'])}\nschema: {revision} (newest {head_revision()})\n"
         f"runs: {stats['runs']}\nartifacts: {stats['artifacts']}"
     )
@@ -215,7 +214,7 @@ def demo() -> None:
     from deploybench.services.demo import run_demo
     from deploybench.services.store import open_store
 
-    console = Console()
+    console = out()
     try:
         store = open_store()
         with Progress(
@@ -263,7 +262,7 @@ def zoo_list() -> None:
         )
     for dataset in zoo.list_datasets():
         table.add_row(dataset.name, "dataset", dataset.task.value, "-", "-", dataset.description)
-    Console().print(table)
+    out().print(table)
 
 
 def main() -> None:

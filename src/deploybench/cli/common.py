@@ -13,6 +13,16 @@ EXIT_USER_ERROR = 2
 
 err = Console(stderr=True)
 
+# Tables of runs are wide; when output goes to a file or a pipe there is no terminal width to
+# honour, so use one that keeps each row on a line.
+_PIPE_WIDTH = 180
+
+
+def out() -> Console:
+    """Console for standard output: the terminal's width, or a wide one when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=_PIPE_WIDTH)
+
 
 def fail(exc: DeploybenchError) -> typer.Exit:
     """Print the error and return the Exit to raise: 2 for user errors, 1 otherwise."""

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from deploybench.cli.common import EXIT_USER_ERROR, err, fail
+from deploybench.cli.common import EXIT_USER_ERROR, err, fail, out
 from deploybench.errors import DeploybenchError, UserError
 from deploybench.store.queries import RunFilter
 
@@ -111,7 +110,7 @@ def list_runs(
             f"{median * 1000:.1f} µs" if isinstance(median, float) else "-",
             record.started_at[:19].replace("T", " "),
         )
-    Console().print(table)
+    out().print(table)
 
 
 @runs_app.command("show")
@@ -132,9 +131,9 @@ def show(
     if as_json:
         sys.stdout.write(stored.record.model_dump_json(indent=2) + "\n")
     else:
-        render_record(stored.record, Console())
+        render_record(stored.record, out())
         if stored.replay_of:
-            Console().print(f"replay of run {stored.replay_of}")
+            out().print(f"replay of run {stored.replay_of}")
     if report.ok:
         err.print(f"[green]integrity: ok[/] ({report.checked} artifacts and the record hash)")
     else:
@@ -163,7 +162,7 @@ def compare(
         comparisons = compare_runs(store, runs)
     except DeploybenchError as exc:
         raise fail(exc) from None
-    console = Console()
+    console = out()
     console.print(comparison_table([r.record.model_dump(mode="json") for r in runs], "runs"))
     table = Table(title=f"latency against {runs[0].record.id} (ratio of medians, >1 = slower)")
     for column in ("run", "ratio", "CI", "Mann-Whitney p", "difference"):
@@ -262,7 +261,7 @@ def replay(
     if as_json:
         sys.stdout.write(finished.record.model_dump_json() + "\n")
     else:
-        render_record(finished.record, Console())
+        render_record(finished.record, out())
     err.print(f"stored run {finished.record.id} (replay of {original.record.id})")
     if finished.record.status == "failed":
         raise typer.Exit(1)
