@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
 import numpy as np
 
 from deploybench.hashing import sha256_file
