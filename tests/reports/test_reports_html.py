@@ -72,8 +72,12 @@ def test_report_contents(records: list[dict[str, Any]], tmp_path: Path) -> None:
     for div_id in (LATENCY_FIGURE_ID, QUALITY_FIGURE_ID):
         assert f'id="{div_id}"' in rest
     assert "Latency distribution per configuration" in rest
-    # A classification and a regression run: compared on semantic preservation.
-    assert "Semantic preservation vs median latency" in rest
+    # A classification and a regression run: accuracy is plotted for the classification run,
+    # the regression run is named as left out (its R² is in the table).
+    assert "Accuracy vs median latency (1 run(s) without an accuracy" in rest
+    regression_only = [r for r in records if "regression" in r.get("metrics", {})]
+    path = write_html_report(regression_only, _latencies(regression_only), tmp_path / "s.html", "R")
+    assert "Semantic preservation vs median latency" in _outside_plotly(path.read_text("utf-8"))
     assert "failed (crash)" in rest
     assert "measured" in rest and 'id="provenance"' in rest
     assert 'id="validity"' in rest and 'id="summary"' in rest

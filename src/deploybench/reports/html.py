@@ -174,10 +174,12 @@ def _quality_figure(runs: list[_Run], unit: tuple[str, float]) -> str | None:
     import plotly.graph_objects as go
 
     timed = [run for run in runs if _median(run.record) is not None]
-    # Accuracy only when every timed run has one; a mix of tasks (accuracy and R²) is
-    # compared on semantic preservation instead, which every task has.
-    accuracy = bool(timed) and all(_quality(run.record, "accuracy") for run in timed)
-    key = "accuracy" if accuracy else "semantic_preservation"
+    # Accuracy whenever a run has one (classification); runs without it (regression: R² is in
+    # the table) are left out. With no accuracy at all, semantic preservation, which every
+    # task has.
+    with_accuracy = [run for run in timed if _quality(run.record, "accuracy")]
+    key = "accuracy" if with_accuracy else "semantic_preservation"
+    left_out = len(timed) - len(with_accuracy) if with_accuracy else 0
     figure = go.Figure()
     for run in timed:
         quality, median = _quality(run.record, key), _median(run.record)
@@ -202,10 +204,11 @@ def _quality_figure(runs: list[_Run], unit: tuple[str, float]) -> str | None:
     if not figure.data:
         return None
     name = key.replace("_", " ")
+    note = f" ({left_out} run(s) without an accuracy are only in the table)" if left_out else ""
     return _div(
         figure,
         QUALITY_FIGURE_ID,
-        title=f"{name.capitalize()} vs median latency",
+        title=f"{name.capitalize()} vs median latency{note}",
         xaxis_title=f"median latency ({unit[0]}); bars: confidence intervals",
         yaxis_title=name,
         yaxis_tickformat=".1%",
