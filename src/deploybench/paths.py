@@ -16,20 +16,26 @@ def data_home() -> Path:
     ``DEPLOYBENCH_HOME`` wins when set, so tests and CI can use a throw-away folder.
     """
     env = os.environ.get("DEPLOYBENCH_HOME")
-    root = Path(env) if env else Path(platformdirs.user_data_dir("deploybench"))
+    return ensure_writable_dir(
+        Path(env) if env else Path(platformdirs.user_data_dir("deploybench"))
+    )
+
+
+def ensure_writable_dir(folder: Path) -> Path:
+    """Create ``folder`` if needed; a clear :class:`UserError` when it cannot be written."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(
-            f"cannot create the data directory {root} ({exc.strerror}); set DEPLOYBENCH_HOME "
-            "to a writable folder"
+            f"cannot create the data directory {folder} ({exc.strerror}); set "
+            "DEPLOYBENCH_HOME to a writable folder"
         ) from None
-    if not os.access(root, os.W_OK):
+    if not os.access(folder, os.W_OK):
         raise UserError(
-            f"the data directory {root} is not writable; set DEPLOYBENCH_HOME to a writable "
+            f"the data directory {folder} is not writable; set DEPLOYBENCH_HOME to a writable "
             "folder or fix its permissions"
         )
-    return root
+    return folder
 
 
 def zoo_cache_dir() -> Path:

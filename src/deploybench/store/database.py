@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from deploybench.errors import UserError
-from deploybench.paths import data_home
+from deploybench.paths import data_home, ensure_writable_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,19 +46,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            folder = Path(database).resolve().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UserError(
-                    f"cannot create the data directory {folder} ({exc.strerror}); set "
-                    "DEPLOYBENCH_HOME to a writable folder"
-                ) from None
-            if not os.access(folder, os.W_OK):
-                raise UserError(
-                    f"the data directory {folder} is not writable; set DEPLOYBENCH_HOME "
-                    "to a writable folder or fix its permissions"
-                )
+            ensure_writable_dir(Path(database).resolve().parent)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
