@@ -41,7 +41,7 @@ class TestSqliteResultStore(ResultStoreContract):
 
 def test_fresh_database_is_at_head(tmp_path: Path) -> None:
     store = _open(tmp_path)
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
 
 
 def test_upgrade_from_the_first_schema_backfills_metrics(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_upgrade_from_the_first_schema_backfills_metrics(tmp_path: Path) -> None
     store = SqlResultStore(
         f"sqlite:///{tmp_path / 'old.db'}", FilesystemArtifactStore(tmp_path / "artifacts")
     )
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == head_revision()
     assert store.get_run(record.id).record == record
     from deploybench.store.queries import MetricCondition, RunFilter
 

@@ -51,7 +51,18 @@ _MEDIA_TYPES = {
     ".log": "text/plain",
     ".txt": "text/plain",
 }
-_INPUT_NAMES = ("model", "dataset")
+# Media types of artifacts uploaded without a file name, by their record name.
+_NAME_SUFFIXES = {
+    "model": ".onnx",
+    "dataset": ".npz",
+    "raw_latencies": ".npz",
+    "outputs": ".npz",
+    "reference_outputs": ".npz",
+    "expected_outputs": ".npz",
+    "log": ".log",
+    "environment": ".json",
+    "deployed_manifest": ".json",
+}
 
 
 class RunNotFoundError(UserError):
@@ -120,22 +131,33 @@ class SqlResultStore:
     def save_run(
         self,
         record: RunRecord,
-        files: Mapping[str, Path],
+        files: Mapping[str, Path] | None,
         *,
         owner: str | None = None,
         replay_of: str | None = None,
     ) -> StoredRun:
         """Store a finished run and its artifact files (``files``: record artifact name ->
-        path). The record is never changed afterwards."""
-        missing = sorted(set(record.artifacts) - set(files))
-        if missing:
-            raise ValueError(f"no file given for artifacts {missing}")
+        path; None when every artifact was already uploaded to the artifact store, as agents
+        do). The record is never changed afterwards."""
         sizes: dict[str, int] = {}
-        for name, digest in record.artifacts.items():
-            info = self.artifacts.write_file(files[name])
-            if info.sha256 != digest:
-                raise ValueError(f"artifact {name} changed since the record was made")
-            sizes[digest] = info.size
+        if files is None:
+            for name, digest in record.artifacts.items():
+                try:
+                    self.artifacts.verify(digest)
+                except ArtifactNotFoundError:
+                    raise UserError(
+                        f"artifact '{name}' ({digest}) of run {record.id} was not uploaded"
+                    ) from None
+                sizes[digest] = self.artifacts.size(digest)
+        else:
+            missing = sorted(set(record.artifacts) - set(files))
+            if missing:
+                raise ValueError(f"no file given for artifacts {missing}")
+            for name, digest in record.artifacts.items():
+                info = self.artifacts.write_file(files[name])
+                if info.sha256 != digest:
+                    raise ValueError(f"artifact {name} changed since the record was made")
+                sizes[digest] = info.size
         manifest = {
             "record_sha256": record_sha256(record),
             "inputs": dict(record.inputs),
@@ -173,7 +195,8 @@ class SqlResultStore:
             )
             session.flush()
             for name, digest in sorted(record.artifacts.items()):
-                self._reference(session, digest, sizes[digest], files[name], now)
+                suffix = files[name].suffix if files is not None else _NAME_SUFFIXES.get(name, "")
+                self._reference(session, digest, sizes[digest], suffix, now)
                 session.add(RunArtifactRow(run_id=record.id, name=name, sha256=digest))
             session.add_all(
                 MetricRowORM(
@@ -200,7 +223,7 @@ class SqlResultStore:
         # A concurrent delete may have removed a file we deduplicated against between our
         # write and our commit; put back anything missing now that our rows protect it.
         for name, digest in record.artifacts.items():
-            if not self.artifacts.exists(digest):
+            if files is not None and not self.artifacts.exists(digest):
                 self.artifacts.write_file(files[name])
         return StoredRun(record, manifest, owner, replay_of, now)
 
@@ -226,7 +249,7 @@ class SqlResultStore:
             return found
 
     def _reference(
-        self, session: Session, digest: str, size: int, path: Path, now: datetime
+        self, session: Session, digest: str, size: int, suffix: str, now: datetime
     ) -> None:
         bumped = session.execute(
             update(ArtifactRow)
@@ -241,7 +264,7 @@ class SqlResultStore:
                     ArtifactRow(
                         sha256=digest,
                         size=size,
-                        media_type=_MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                        media_type=_MEDIA_TYPES.get(suffix, "application/octet-stream"),
                         refcount=1,
                         created_at=now,
                     )

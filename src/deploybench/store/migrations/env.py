@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import deploybench.store.lab_models  # noqa: F401  (registers the lab tables on Base)
 from deploybench.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,1 @@
+"""Admission: which queued job a free target takes next (pure policy functions)."""

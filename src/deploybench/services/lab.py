@@ -1,0 +1,571 @@
+"""The lab's job lifecycle: submit, lease to agents (fenced by epoch), heartbeat, finish,
+expire lost leases, abort / suspend / resume, and the event log.
+
+Dispatch order is a replaceable pure function (:mod:`deploybench.scheduler.policy`); this
+module only applies its decision atomically: a lease is an ``UPDATE ... WHERE state='queued'``
+and the partial unique index on ``jobs.target_id`` keeps one active job per target even if two
+servers decide at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from deploybench.errors import DeploybenchError, UserError
+from deploybench.runner.record import RunRecord
+from deploybench.scheduler.policy import QueuedJob, pick_job
+from deploybench.services.auth import ForbiddenError, Principal, Role
+from deploybench.spec import parse_experiment
+from deploybench.store.lab_models import ACTIVE_STATES, AgentRow, EventRow, JobRow, TargetRow
+from deploybench.store.sql import SqlResultStore
+
+FINAL_STATES = ("succeeded", "failed", "aborted")
+# Infrastructure failures are retried; a model that crashes will crash again.
+RETRIED_FAILURES = ("lost", "infrastructure")
+
+
+class FenceError(DeploybenchError):
+    """A call from an agent whose lease is no longer current (HTTP 409)."""
+
+
+class NotFoundError(UserError):
+    """No such job, or not visible to the caller (HTTP 404)."""
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Datetimes come back naive from SQLite; every stored time is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the API shows of a job."""
+
+    id: str
+    campaign: str
+    name: str
+    owner: str
+    state: str
+    attempt: int
+    target: str | None
+    phase: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    failure_kind: str | None
+    error: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A lease handed to an agent."""
+
+    job_id: str
+    attempt: int
+    epoch: int
+    target: str
+    definition: dict[str, Any]
+    inputs: dict[str, str]
+    lease_ttl: float
+
+
+class LabService:
+    """The lab's state machine over the shared database and result store."""
+
+    def __init__(
+        self,
+        store: SqlResultStore,
+        *,
+        lease_ttl: float = 30.0,
+        max_attempts: int = 3,
+        retry_backoff: float = 2.0,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.lease_ttl = lease_ttl
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self._sessions = sessionmaker(store.engine, expire_on_commit=False)
+        self._notify = notify or (lambda: None)
+
+    # -- events -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(
+        session: Session, job: JobRow | None, kind: str, message: str, **payload: Any
+    ) -> None:
+        session.add(
+            EventRow(
+                ts=_now(),
+                job_id=job.id if job else None,
+                user_id=job.user_id if job else None,
+                kind=kind,
+                message=message,
+                payload=payload,
+            )
+        )
+
+    def events_since(
+        self, principal: Principal, after: int = 0, job_id: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Events after an id, oldest first, restricted to what the caller may see."""
+        query = select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
+        if job_id is not None:
+            query = query.where(EventRow.job_id == job_id)
+        if not principal.sees_everything:
+            query = query.where(EventRow.user_id == principal.user_id)
+        with self._sessions() as session:
+            return [
+                {
+                    "id": e.id,
+                    "ts": utc(e.ts).isoformat(),  # type: ignore[union-attr]
+                    "job": e.job_id,
+                    "kind": e.kind,
+                    "message": e.message,
+                    "payload": e.payload,
+                }
+                for e in session.scalars(query)
+            ]
+
+    # -- submission --------------------------------------------------------------------------
+
+    def _input_digest(self, ref: dict[str, Any], what: str, build: Callable[[str], Path]) -> str:
+        if ref.get("zoo"):
+            return self.store.artifacts.write_file(build(ref["zoo"])).sha256
+        digest = ref.get("sha256")
+        if not digest:
+            raise UserError(
+                f"problem.{what}: a file given by path must be uploaded first and referenced by "
+                "its sha256 (the Python client and `deploybench submit` do this for you)"
+            )
+        if not self.store.artifacts.exists(digest):
+            raise UserError(
+                f"problem.{what}: no uploaded artifact with sha256 {digest}; upload it first"
+            )
+        return str(digest)
+
+    def submit(
+        self, principal: Principal, definitions: Sequence[dict[str, Any]], name: str | None = None
+    ) -> tuple[str, list[str]]:
+        """Validate every definition (nothing is queued if one is bad), then queue them all
+        as one campaign. Returns (campaign id, job ids)."""
+        from deploybench import zoo
+
+        if principal.role is Role.AGENT:
+            raise ForbiddenError("agent accounts cannot submit experiments")
+        if not definitions:
+            raise UserError("nothing to submit: give at least one experiment")
+        prepared: list[tuple[dict[str, Any], dict[str, str], str]] = []
+        for index, definition in enumerate(definitions):
+            experiment = parse_experiment(definition, source=f"experiment [{index}]")
+            if experiment.problem.expected_outputs is not None:
+                raise UserError(
+                    f"experiment [{index}]: problem.expected_outputs cannot be sent to the lab "
+                    "yet; run it locally with `deploybench run`"
+                )
+            data = experiment.model_dump(mode="json")
+            inputs = {
+                "model": self._input_digest(
+                    data["problem"]["model"], "model", lambda n: zoo.build_model(n).path
+                ),
+                "dataset": self._input_digest(
+                    data["problem"]["dataset"], "dataset", lambda n: zoo.build_dataset(n).path
+                ),
+            }
+            prepared.append((data, inputs, experiment.target.name))
+        campaign = uuid.uuid4().hex[:12]
+        now = _now()
+        ids: list[str] = []
+        with self._sessions.begin() as session:
+            for data, inputs, target in prepared:
+                job = JobRow(
+                    id=f"job-{uuid.uuid4().hex[:16]}",
+                    campaign=campaign,
+                    user_id=principal.user_id,
+                    name=data["name"],
+                    definition=data,
+                    inputs=inputs,
+                    wanted_target=target,
+                    state="queued",
+                    attempt=1,
+                    max_attempts=self.max_attempts,
+                    lease_epoch=0,
+                    submitted_at=now,
+                )
+                session.add(job)
+                self._event(session, job, "queued", f"{data['name']} queued for {target}")
+                ids.append(job.id)
+        self._notify()
+        return campaign, ids
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _visible(self, principal: Principal, job: JobRow | None, job_id: str) -> JobRow:
+        if job is None or (not principal.sees_everything and job.user_id != principal.user_id):
+            raise NotFoundError(f"no job '{job_id}'")
+        return job
+
+    def _view(self, session: Session, job: JobRow) -> JobView:
+        from deploybench.store.lab_models import UserRow
+
+        owner = session.get(UserRow, job.user_id)
+        target = session.get(TargetRow, job.target_id) if job.target_id else None
+        return JobView(
+            id=job.id,
+            campaign=job.campaign,
+            name=job.name,
+            owner=owner.name if owner else "?",
+            state=job.state,
+            attempt=job.attempt,
+            target=target.name if target else None,
+            phase=job.phase,
+            submitted_at=utc(job.submitted_at),  # type: ignore[arg-type]
+            started_at=utc(job.started_at),
+            ended_at=utc(job.ended_at),
+            failure_kind=job.failure_kind,
+            error=job.error,
+            run_id=job.run_id,
+        )
+
+    def get_job(self, principal: Principal, job_id: str) -> JobView:
+        """One job, if the caller may see it."""
+        with self._sessions() as session:
+            return self._view(
+                session, self._visible(principal, session.get(JobRow, job_id), job_id)
+            )
+
+    def list_jobs(
+        self, principal: Principal, campaign: str | None = None, state: str | None = None
+    ) -> list[JobView]:
+        """Jobs the caller may see, oldest first."""
+        query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
+        if campaign:
+            query = query.where(JobRow.campaign == campaign)
+        if state:
+            query = query.where(JobRow.state == state)
+        if not principal.sees_everything:
+            query = query.where(JobRow.user_id == principal.user_id)
+        with self._sessions() as session:
+            return [self._view(session, job) for job in session.scalars(query)]
+
+    # -- agents ------------------------------------------------------------------------------
+
+    def register_agent(
+        self, principal: Principal, name: str, version: str, targets: Sequence[dict[str, Any]]
+    ) -> list[str]:
+        """Record an agent and the targets it drives; returns the farm-wide target names.
+        Adding targets never touches other agents' rows."""
+        if principal.role not in (Role.AGENT, Role.ADMIN):
+            raise ForbiddenError("only agent accounts (or admins) can register agents")
+        now = _now()
+        names: list[str] = []
+        with self._sessions.begin() as session:
+            agent = session.scalar(select(AgentRow).where(AgentRow.name == name))
+            if agent is None:
+                agent = AgentRow(
+                    name=name,
+                    user_id=principal.user_id,
+                    version=version,
+                    state="online",
+                    last_seen_at=now,
+                    created_at=now,
+                )
+                session.add(agent)
+                session.flush()
+            elif agent.user_id != principal.user_id and principal.role is not Role.ADMIN:
+                raise ForbiddenError(f"agent '{name}' belongs to another account")
+            agent.version, agent.state, agent.last_seen_at = version, "online", now
+            for info in targets:
+                full = f"{name}/{info['name']}"
+                row = session.scalar(select(TargetRow).where(TargetRow.name == full))
+                if row is None:
+                    row = TargetRow(
+                        name=full,
+                        plugin=info["name"],
+                        agent_id=agent.id,
+                        info=dict(info),
+                        tags=list(info.get("capabilities", [])),
+                        enabled=True,
+                        health="good",
+                        created_at=now,
+                    )
+                    session.add(row)
+                    self._event(session, None, "target", f"target {full} registered")
+                else:
+                    row.info = dict(info)
+                names.append(full)
+        return names
+
+    def lease(
+        self, principal: Principal, agent: str, free_targets: Sequence[str]
+    ) -> Assignment | None:
+        """Give the agent the next job for one of its free targets, or None."""
+        now = _now()
+        with self._sessions.begin() as session:
+            agent_row = session.scalar(select(AgentRow).where(AgentRow.name == agent))
+            if agent_row is None or (
+                agent_row.user_id != principal.user_id and principal.role is not Role.ADMIN
+            ):
+                raise ForbiddenError(f"agent '{agent}' is not registered to this account")
+            agent_row.last_seen_at, agent_row.state = now, "online"
+            queued = [
+                QueuedJob(j.id, j.wanted_target, utc(j.submitted_at), utc(j.not_before))  # type: ignore[arg-type]
+                for j in session.scalars(
+                    select(JobRow)
+                    .where(JobRow.state == "queued")
+                    .order_by(JobRow.submitted_at, JobRow.id)
+                )
+            ]
+            for target in session.scalars(
+                select(TargetRow).where(
+                    TargetRow.agent_id == agent_row.id,
+                    TargetRow.name.in_(list(free_targets)),
+                    TargetRow.enabled.is_(True),
+                )
+            ):
+                chosen = pick_job(target.name, target.plugin, queued, now)
+                if chosen is None:
+                    continue
+                try:
+                    with session.begin_nested():
+                        changed = session.execute(
+                            update(JobRow)
+                            .where(JobRow.id == chosen.id, JobRow.state == "queued")
+                            .values(
+                                state="assigned",
+                                target_id=target.id,
+                                lease_epoch=JobRow.lease_epoch + 1,
+                                lease_expires_at=now + timedelta(seconds=self.lease_ttl),
+                                started_at=now,
+                                phase="assigned",
+                            )
+                        ).rowcount  # type: ignore[attr-defined]
+                except IntegrityError:  # the target got an active job meanwhile
+                    continue
+                if not changed:
+                    continue
+                job = session.get(JobRow, chosen.id)
+                assert job is not None
+                session.refresh(job)
+                self._event(
+                    session,
+                    job,
+                    "assigned",
+                    f"attempt {job.attempt} assigned to {target.name}",
+                    epoch=job.lease_epoch,
+                )
+                return Assignment(
+                    job.id,
+                    job.attempt,
+                    job.lease_epoch,
+                    target.name,
+                    job.definition,
+                    job.inputs,
+                    self.lease_ttl,
+                )
+        return None
+
+    def _fenced(self, session: Session, job_id: str, epoch: int) -> JobRow:
+        job = session.get(JobRow, job_id)
+        if job is None or job.lease_epoch != epoch or job.state not in ACTIVE_STATES:
+            raise FenceError(
+                f"lease epoch {epoch} of {job_id} is not current: the job was re-queued, "
+                "aborted or finished; stop working on it"
+            )
+        return job
+
+    def heartbeat(self, job_id: str, epoch: int, phase: str | None = None) -> str | None:
+        """Extend the lease; returns 'abort' or 'suspend' when the job must stop."""
+        with self._sessions.begin() as session:
+            job = self._fenced(session, job_id, epoch)
+            job.lease_expires_at = _now() + timedelta(seconds=self.lease_ttl)
+            if phase and phase != job.phase:
+                job.phase = phase
+                job.state = "running"
+                self._event(session, job, "phase", f"phase {phase}")
+            return job.cancel
+
+    def log(self, job_id: str, epoch: int, lines: Sequence[str]) -> None:
+        """Append agent log lines (timestamped) to the job's events."""
+        with self._sessions.begin() as session:
+            job = self._fenced(session, job_id, epoch)
+            for line in lines:
+                self._event(session, job, "log", line)
+
+    def finish(
+        self,
+        job_id: str,
+        epoch: int,
+        record: RunRecord | None,
+        failure_kind: str | None = None,
+        message: str | None = None,
+    ) -> JobView:
+        """Close an attempt. With a record, its artifacts must already be uploaded; the run is
+        stored once (a retried finish of the same epoch is answered with the same result)."""
+        with self._sessions.begin() as session:
+            job = session.get(JobRow, job_id)
+            if job is not None and job.lease_epoch == epoch and job.state in FINAL_STATES:
+                return self._view(session, job)  # idempotent repeat
+            job = self._fenced(session, job_id, epoch)
+            now = _now()
+            if job.cancel is not None:
+                state = "held" if job.cancel == "suspend" else "aborted"
+                self._close(session, job, state, now, "canceled", job.cancel)
+                if state == "held":
+                    job.target_id = None
+                return self._view(session, job)
+            if record is not None:
+                from deploybench.store.lab_models import UserRow
+
+                owner = session.get(UserRow, job.user_id)
+                self.store.save_run(record, None, owner=owner.name if owner else None)
+                job.run_id = record.id
+                kind = record.error.kind if record.error else None
+                self._close(
+                    session,
+                    job,
+                    record.status,
+                    now,
+                    kind,
+                    record.error.message if record.error else None,
+                )
+                return self._view(session, job)
+            self._retry_or_fail(session, job, failure_kind or "infrastructure", message or "", now)
+            return self._view(session, job)
+
+    def _close(
+        self,
+        session: Session,
+        job: JobRow,
+        state: str,
+        now: datetime,
+        kind: str | None,
+        message: str | None,
+    ) -> None:
+        job.state, job.ended_at, job.failure_kind, job.error = state, now, kind, message
+        job.lease_expires_at = None
+        self._event(session, job, state, f"{job.name}: {state}" + (f" ({kind})" if kind else ""))
+
+    def _retry_or_fail(
+        self, session: Session, job: JobRow, kind: str, message: str, now: datetime
+    ) -> None:
+        if kind in RETRIED_FAILURES and job.attempt < job.max_attempts:
+            delay = self.retry_backoff * 2 ** (job.attempt - 1)
+            self._event(
+                session,
+                job,
+                "retry",
+                f"attempt {job.attempt} lost ({kind}: {message}); retrying in {delay:g} s",
+            )
+            job.state, job.target_id, job.phase = "queued", None, None
+            job.attempt += 1
+            job.lease_expires_at = None
+            job.not_before = now + timedelta(seconds=delay)
+            return
+        self._close(session, job, "failed", now, kind, message)
+        job.target_id = None
+
+    def expire_leases(self) -> list[str]:
+        """Re-queue (bounded, with back-off) or fail jobs whose agent stopped heartbeating."""
+        now = _now()
+        expired: list[str] = []
+        with self._sessions.begin() as session:
+            for job in session.scalars(
+                select(JobRow).where(JobRow.state.in_(ACTIVE_STATES), JobRow.lease_expires_at < now)
+            ):
+                expired.append(job.id)
+                job.lease_epoch += 1  # fence off the agent that lost it
+                if job.cancel is not None:
+                    self._close(session, job, "aborted", now, "canceled", "agent lost")
+                    job.target_id = None
+                    continue
+                self._retry_or_fail(
+                    session,
+                    job,
+                    "lost",
+                    f"no heartbeat for {self.lease_ttl:g} s (agent killed or host down)",
+                    now,
+                )
+        if expired:
+            self._notify()
+        return expired
+
+    def recover_after_restart(self) -> None:
+        """A server outage is not every agent dying: give active leases a fresh TTL."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.state.in_(ACTIVE_STATES))
+                .values(lease_expires_at=_now() + timedelta(seconds=self.lease_ttl))
+            )
+
+    # -- control -----------------------------------------------------------------------------
+
+    def _selected(self, session: Session, principal: Principal, ident: str) -> list[JobRow]:
+        jobs = list(
+            session.scalars(select(JobRow).where(or_(JobRow.id == ident, JobRow.campaign == ident)))
+        )
+        jobs = [j for j in jobs if principal.sees_everything or j.user_id == principal.user_id]
+        if not jobs:
+            raise NotFoundError(f"no job or campaign '{ident}'")
+        return jobs
+
+    def abort(self, principal: Principal, ident: str) -> int:
+        """Abort a job or a campaign: queued/held ones at once, running ones through their
+        agent (SIGTERM, then SIGKILL to the process group). Returns how many were affected."""
+        return self._control(principal, ident, "abort")
+
+    def suspend(self, principal: Principal, ident: str) -> int:
+        """Hold queued jobs; a running measurement is aborted and re-queued as held (never
+        paused mid-measurement, which would corrupt its timing)."""
+        return self._control(principal, ident, "suspend")
+
+    def resume(self, principal: Principal, ident: str) -> int:
+        """Put held jobs back in the queue."""
+        with self._sessions.begin() as session:
+            count = 0
+            for job in self._selected(session, principal, ident):
+                if job.state == "held":
+                    job.state, job.cancel, job.ended_at = "queued", None, None
+                    job.failure_kind = job.error = None
+                    self._event(session, job, "queued", f"{job.name} resumed")
+                    count += 1
+                elif job.state in ACTIVE_STATES and job.cancel == "suspend":
+                    job.cancel = None  # not stopped yet: let it carry on
+                    count += 1
+        self._notify()
+        return count
+
+    def _control(self, principal: Principal, ident: str, action: str) -> int:
+        now = _now()
+        count = 0
+        with self._sessions.begin() as session:
+            for job in self._selected(session, principal, ident):
+                if job.state in FINAL_STATES:
+                    continue
+                count += 1
+                if job.state in ACTIVE_STATES:
+                    job.cancel = action
+                    self._event(session, job, action, f"{action} requested; telling the agent")
+                elif action == "abort":
+                    self._close(session, job, "aborted", now, "canceled", "aborted by user")
+                elif job.state == "queued":
+                    job.state = "held"
+                    self._event(session, job, "held", f"{job.name} suspended")
+        return count
