@@ -312,6 +312,23 @@ class LabService:
                 names.append(full)
         return names
 
+    def list_targets(self) -> list[dict[str, Any]]:
+        """Every target with its agent, state and description."""
+        with self._sessions() as session:
+            rows = session.execute(select(TargetRow, AgentRow).join(AgentRow)).all()
+            return [
+                {
+                    "name": target.name,
+                    "plugin": target.plugin,
+                    "agent": agent.name,
+                    "agent_state": agent.state,
+                    "enabled": target.enabled,
+                    "health": target.health,
+                    "info": target.info,
+                }
+                for target, agent in rows
+            ]
+
     def lease(
         self, principal: Principal, agent: str, free_targets: Sequence[str]
     ) -> Assignment | None:
