@@ -13,6 +13,7 @@ from rich.table import Table
 
 from deploybench import __version__
 from deploybench.cli.common import EXIT_RUN_FAILED, err, fail, out
+from deploybench.cli.lab import lab_app, user_app
 from deploybench.cli.runs import runs_app
 from deploybench.errors import DeploybenchError
 
@@ -28,6 +29,8 @@ db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
+app.add_typer(lab_app)
+app.add_typer(user_app, name="user")
 
 
 @app.callback(invoke_without_command=True)
@@ -268,3 +271,7 @@ def zoo_list() -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()
