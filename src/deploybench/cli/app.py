@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,6 +16,9 @@ from deploybench.cli.common import EXIT_RUN_FAILED, err, fail, out
 from deploybench.cli.lab import lab_app, user_app
 from deploybench.cli.runs import runs_app
 from deploybench.errors import DeploybenchError
+
+if TYPE_CHECKING:
+    from deploybench.services.demo import DemoResult
 
 app = typer.Typer(
     name="deploybench",
@@ -209,31 +212,33 @@ def db_status(
 
 
 @app.command()
-def demo() -> None:
-    """Run a small stored campaign on the open problems and write an HTML report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def demo(
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--lab",
+            help="Run in this process (--local) or, by default, through the embedded lab: "
+            "reuse a running `deploybench up` or start one, submit with the client, watch.",
+        ),
+    ] = False,
+) -> None:
+    """Run a small campaign on the open problems, store it, print a table, write a report."""
     from deploybench.reports.tables import comparison_table
-    from deploybench.services.demo import run_demo
-    from deploybench.services.store import open_store
 
     console = out()
     try:
-        store = open_store()
-        with Progress(
-            TextColumn("[bold]demo[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("preparing", total=None)
+        if local:
+            result, where = _demo_local()
+        else:
+            from deploybench.client import Client
+            from deploybench.server.embedded import EmbeddedLab
+            from deploybench.services.demo import run_demo_via_lab
 
-            def on_experiment(index: int, total: int, name: str) -> None:
-                bar.update(task, completed=index, total=total, description=escape(name))
-
-            result = run_demo(store, on_experiment)
+            with EmbeddedLab() as lab:
+                err.print(f"demo campaign submitted to the lab at {lab.url}")
+                with Client(lab.url, lab.admin_token) as client:
+                    result = run_demo_via_lab(client)
+                where = lab.url
     except DeploybenchError as exc:
         raise fail(exc) from None
     console.print(
@@ -242,8 +247,35 @@ def demo() -> None:
             "demo campaign: ONNX Runtime configurations on the open problems",
         )
     )
-    console.print(f"{len(result.records)} runs stored in {escape(store.url)}")
+    console.print(f"{len(result.records)} runs stored ({escape(where)})")
+    for job in result.failed_jobs:
+        console.print(f"[red]job {job['id']} ({escape(job['name'])}) {job['state']}[/]")
     console.print(f"HTML report: {escape(str(result.report))}")
+    if result.failed_jobs:
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _demo_local() -> tuple[DemoResult, str]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from deploybench.services.demo import run_demo
+    from deploybench.services.store import open_store
+
+    store = open_store()
+    with Progress(
+        TextColumn("[bold]demo[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("preparing", total=None)
+
+        def on_experiment(index: int, total: int, name: str) -> None:
+            bar.update(task, completed=index, total=total, description=escape(name))
+
+        return run_demo(store, on_experiment), store.url
 
 
 @zoo_app.command("list")

@@ -147,3 +147,101 @@ def up(
         err.print("deploybench lab stopped")
     except DeploybenchError as exc:
         raise fail(exc) from None
+
+
+def remote_client(server: str | None, token: str | None):  # type: ignore[no-untyped-def]
+    """A client for --server/--token, else the embedded lab's (from `deploybench up`)."""
+    from deploybench.client import Client
+    from deploybench.server.embedded import read_credentials
+
+    if server is None or token is None:
+        local = read_credentials()
+        if local is None:
+            raise UserError(
+                "no server given: pass --server URL --token TOKEN (or set DEPLOYBENCH_SERVER "
+                "and DEPLOYBENCH_TOKEN), or start the embedded lab with `deploybench up`"
+            )
+        server, token = server or local.url, token or local.admin_token
+    return Client(server, token)
+
+
+@lab_app.command()
+def submit(
+    experiments: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")],
+    name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait and show progress.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Submit experiments to a lab server as one campaign (validated before queueing)."""
+    try:
+        client = remote_client(server, token)
+        submission = client.submit([str(p) for p in experiments], name=name)
+        err.print(
+            f"campaign {submission.campaign}: {len(submission.jobs)} job(s) queued on {client.url}"
+        )
+        sys.stdout.write(submission.campaign + "\n")
+        if wait:
+            jobs = client.wait(submission.campaign, progress=True)
+            _print_jobs(jobs)
+            if any(job["state"] != "succeeded" for job in jobs):
+                raise typer.Exit(EXIT_RUN_FAILED)
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+
+
+def _print_jobs(jobs: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    from deploybench.cli.common import out
+
+    table = Table(title=f"{len(jobs)} job(s)")
+    for column in ("job", "experiment", "owner", "state", "attempt", "target", "phase", "run"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(
+            *(
+                escape(str(job.get(key) or "-"))
+                for key in ("id", "name", "owner", "state", "attempt", "target", "phase", "run_id")
+            )
+        )
+    out().print(table)
+
+
+@lab_app.command()
+def status(
+    campaign: Annotated[
+        str | None, typer.Argument(help="Campaign or job id (default: all).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Jobs on a lab server: state, attempt, target, phase and resulting run."""
+    try:
+        client = remote_client(server, token)
+        jobs = client.jobs(campaign=campaign) if campaign else client.jobs()
+        if campaign and not jobs:
+            jobs = [client.job(campaign)]
+    except DeploybenchError as exc:
+        raise fail(exc) from None
+    _print_jobs(jobs)
+
+
+@lab_app.command()
+def agent(
+    server: Annotated[
+        str, typer.Option("--server", envvar="DEPLOYBENCH_SERVER", help="Server URL.")
+    ],
+    token: Annotated[str, typer.Option("--token", envvar="DEPLOYBENCH_TOKEN", help="Agent token.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Agent name (default: host name).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="agent.yaml.")] = None,
+) -> None:
+    """Run an agent: register this host's targets, pull work, run it, upload results."""
+    from deploybench.agent import run_agent
+
+    try:
+        run_agent(server, token, name, config)
+    except DeploybenchError as exc:
+        raise fail(exc) from None

@@ -121,3 +121,63 @@ def start_agent_when_up(url: str, agent: LocalAgentProcess, failed: threading.Ev
         agent.start()
     except Exception:  # reported by the caller through ``failed``
         failed.set()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedLab:
+    """Reuse the running embedded lab, or start `deploybench up` as a child for a while."""
+
+    def __init__(self, home: Path | None = None, log: Path | None = None) -> None:
+        self._home = home
+        self._log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.credentials: LabCredentials | None = None
+
+    def __enter__(self) -> LabCredentials:
+        known = read_credentials(self._home)
+        if known is not None:
+            try:
+                wait_until_up(known.url, timeout=0.5)
+                self.credentials = known
+                return known
+            except TimeoutError:
+                pass  # stale lab.json: start a new server
+        port = free_port()
+        log = self._log or (self._home or data_home()) / "up.log"
+        with log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "deploybench.cli.app", "up", "--port", str(port)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, timeout=60.0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = read_credentials(self._home)
+            if found is not None and found.url == url:
+                self.credentials = found
+                return found
+            time.sleep(0.1)
+        raise TimeoutError(f"`deploybench up` did not write {lab_file(self._home)}")
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the server we started (SIGTERM: it stops its agent and exits cleanly)."""
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,8 @@ from deploybench.server.deps import Services, principal, require, services
 from deploybench.services.auth import Principal, Role
 
 router = APIRouter()
+# A malformed id is a client error (422), never a path into the store (500 before).
+_SHA256 = PathParam(pattern=r"^[0-9a-f]{64}$", description="sha256 of the content, lowercase hex.")
 
 
 class NewUser(BaseModel):
@@ -86,8 +89,8 @@ def targets(
 
 @router.put("/artifacts/{sha256}", status_code=201)
 async def upload(
-    sha256: str,
     request: Request,
+    sha256: str = _SHA256,
     caller: Principal = Depends(principal),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
@@ -96,7 +99,6 @@ async def upload(
     declared = request.headers.get("content-length")
     if declared is not None and int(declared) > limit:
         raise HTTPException(413, f"upload of {declared} bytes is over the {limit}-byte limit")
-    svc.store.artifacts.path_of(sha256)  # type: ignore[attr-defined]  # validates the id
     digest = hashlib.sha256()
     size = 0
     handle, name = tempfile.mkstemp(prefix="upload-", dir=svc.settings.data_dir)
@@ -121,7 +123,9 @@ async def upload(
 
 @router.get("/artifacts/{sha256}")
 def download(
-    sha256: str, caller: Principal = Depends(principal), svc: Services = Depends(services)
+    sha256: str = _SHA256,
+    caller: Principal = Depends(principal),
+    svc: Services = Depends(services),
 ) -> FileResponse:
     """A stored file, verified before it is sent."""
     svc.store.artifacts.verify(sha256)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploybench.paths import data_home
 from deploybench.runner.experiment import Progress
@@ -15,6 +15,9 @@ from deploybench.runner.record import RunRecord
 from deploybench.services.runs import execute_and_keep, load_latencies
 from deploybench.spec import Experiment, parse_experiment
 from deploybench.store.sql import SqlResultStore
+
+if TYPE_CHECKING:
+    from deploybench.client import Client
 
 # Short windows keep the campaign under two minutes on 2 cores while every phase still runs:
 # 3 fresh processes per configuration, each with warm-up and a stop rule.
@@ -71,31 +74,18 @@ def demo_experiments() -> list[Experiment]:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """The stored runs and the report written."""
+    """The stored runs, the report written, and jobs that ended without a run."""
 
     records: list[RunRecord]
     report: Path
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_demo(
-    store: SqlResultStore,
-    on_experiment: Callable[[int, int, str], None] | None = None,
-    progress: Progress | None = None,
-    report_dir: Path | None = None,
-) -> DemoResult:
-    """Run, store and report the campaign; ``on_experiment(i, total, name)`` before each."""
+def _write_report(
+    records: list[RunRecord], latencies: dict[str, dict[str, Any]], report_dir: Path | None
+) -> Path:
     from deploybench.reports.html import write_html_report
 
-    experiments = demo_experiments()
-    prepared = [prepare_experiment(e) for e in experiments]  # everything checked up front
-    records: list[RunRecord] = []
-    for index, item in enumerate(prepared):
-        if on_experiment is not None:
-            on_experiment(index, len(prepared), item.experiment.name)
-        records.append(execute_and_keep(item, store, progress).record)
-    if on_experiment is not None:
-        on_experiment(len(prepared), len(prepared), "report")
-    latencies = {r.id: load_latencies(store, store.get_run(r.id)) for r in records}
     folder = report_dir or data_home() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.html"
@@ -105,4 +95,55 @@ def run_demo(
         path,
         title="deploybench demo: ONNX Runtime configurations on the open problems",
     )
-    return DemoResult(records, path)
+    return path
+
+
+def run_demo_via_lab(
+    client: Client,
+    progress: bool = True,
+    report_dir: Path | None = None,
+    timeout: float | None = 900.0,
+) -> DemoResult:
+    """Submit the campaign to a lab server, watch it, fetch results and write the report."""
+    import tempfile
+
+    import numpy as np
+
+    experiments = [e.model_dump(mode="json") for e in demo_experiments()]
+    submission = client.submit(experiments, name="demo")
+    jobs = client.wait(submission.campaign, progress=progress, timeout=timeout)
+    records = [RunRecord.model_validate(client.run(job["run_id"])) for job in jobs if job["run_id"]]
+    latencies: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="deploybench-demo-") as tmp:
+        for record in records:
+            digest = record.artifacts.get("raw_latencies")
+            if digest is None:
+                continue
+            path = client.download_artifact(digest, Path(tmp) / f"{record.id}.npz")
+            with np.load(path) as archive:
+                latencies[record.id] = {name: archive[name] for name in archive.files}
+    failed = [job for job in jobs if job["state"] != "succeeded" and not job["run_id"]]
+    return DemoResult(records, _write_report(records, latencies, report_dir), failed)
+
+
+def run_demo(
+    store: SqlResultStore,
+    on_experiment: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
+    report_dir: Path | None = None,
+) -> DemoResult:
+    """Run, store and report the campaign in this process (no lab); ``on_experiment(i,
+    total, name)`` before each."""
+    experiments = demo_experiments()
+    prepared = [prepare_experiment(e) for e in experiments]  # everything checked up front
+    records: list[RunRecord] = []
+    for index, item in enumerate(prepared):
+        if on_experiment is not None:
+            on_experiment(index, len(prepared), item.experiment.name)
+        records.append(execute_and_keep(item, store, progress).record)
+    if on_experiment is not None:
+        on_experiment(len(prepared), len(prepared), "report")
+    latencies: dict[str, dict[str, Any]] = {
+        r.id: load_latencies(store, store.get_run(r.id)) for r in records
+    }
+    return DemoResult(records, _write_report(records, latencies, report_dir))
