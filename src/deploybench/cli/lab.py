@@ -48,6 +48,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
     log_json: Annotated[bool, typer.Option("--log-json", help="JSON-lines logs.")] = False,
+    lease_ttl: Annotated[
+        float, typer.Option("--lease-ttl", help="Seconds before a silent agent's run is re-queued.")
+    ] = 30.0,
 ) -> None:
     """Run the lab server (REST API, scheduler, lease sweeper)."""
     from deploybench.server.embedded import embedded_settings
@@ -55,7 +58,12 @@ def serve(
 
     try:
         base = embedded_settings()
-        settings = ServerSettings(db_url=db or base.db_url, data_dir=data_dir or base.data_dir)
+        settings = ServerSettings(
+            db_url=db or base.db_url,
+            data_dir=data_dir or base.data_dir,
+            lease_ttl=lease_ttl,
+            sweep_interval=min(2.0, lease_ttl / 4),
+        )
         _serve(settings, host, port, log_json)
     except DeploybenchError as exc:
         raise fail(exc) from None
