@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -34,7 +35,15 @@ def _serve(settings: object, host: str, port: int, log_json: bool, on_start: obj
 
     configure_logging(json_lines=log_json)
     app = create_app(settings)  # type: ignore[arg-type]
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    # Agents hold long-polls open: do not wait on them for long when shutting down.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=2
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal into the
+    # handlers that were there before it started: make those no-ops, so the caller's clean-up
+    # (stopping the local agent) runs and the process exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, frame: None)
     uvicorn.Server(config).run()
 
 
