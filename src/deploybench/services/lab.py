@@ -193,7 +193,7 @@ class LabService:
         now = _now()
         ids: list[str] = []
         with self._sessions.begin() as session:
-            for data, inputs, target in prepared:
+            for position, (data, inputs, target) in enumerate(prepared):
                 job = JobRow(
                     id=f"job-{uuid.uuid4().hex[:16]}",
                     campaign=campaign,
@@ -206,7 +206,8 @@ class LabService:
                     attempt=1,
                     max_attempts=self.max_attempts,
                     lease_epoch=0,
-                    submitted_at=now,
+                    # Job ids are random: distinct times keep FIFO within the campaign.
+                    submitted_at=now + timedelta(microseconds=position),
                 )
                 session.add(job)
                 self._event(session, job, "queued", f"{data['name']} queued for {target}")
@@ -437,8 +438,8 @@ class LabService:
         stored once (a retried finish of the same epoch is answered with the same result)."""
         with self._sessions.begin() as session:
             job = session.get(JobRow, job_id)
-            if job is not None and job.lease_epoch == epoch and job.state in FINAL_STATES:
-                return self._view(session, job)  # idempotent repeat
+            if job is not None and job.lease_epoch == epoch and job.state not in ACTIVE_STATES:
+                return self._view(session, job)  # idempotent repeat (ended, held or re-queued)
             job = self._fenced(session, job_id, epoch)
             now = _now()
             if job.cancel is not None:
@@ -509,7 +510,9 @@ class LabService:
                 expired.append(job.id)
                 job.lease_epoch += 1  # fence off the agent that lost it
                 if job.cancel is not None:
-                    self._close(session, job, "aborted", now, "canceled", "agent lost")
+                    # A suspended job stays held (resumable) even if its agent is gone.
+                    state = "held" if job.cancel == "suspend" else "aborted"
+                    self._close(session, job, state, now, "canceled", "agent lost")
                     job.target_id = None
                     continue
                 self._retry_or_fail(
