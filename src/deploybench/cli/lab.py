@@ -6,13 +6,16 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from deploybench.cli.common import EXIT_RUN_FAILED, err, fail
 from deploybench.errors import DeploybenchError, UserError
+
+if TYPE_CHECKING:
+    from deploybench.server.settings import ServerSettings
 
 lab_app = typer.Typer(add_completion=False)
 user_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)
@@ -60,28 +63,62 @@ def serve(
     lease_ttl: Annotated[
         float, typer.Option("--lease-ttl", help="Seconds before a silent agent's run is re-queued.")
     ] = 30.0,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="server.yaml: any ServerSettings field, e.g. notices."),
+    ] = None,
 ) -> None:
     """Run the lab server (REST API, scheduler, lease sweeper)."""
     from deploybench.server.embedded import embedded_settings
-    from deploybench.server.settings import ServerSettings
 
     try:
         base = embedded_settings()
-        settings = ServerSettings(
-            db_url=db or base.db_url,
-            data_dir=data_dir or base.data_dir,
-            lease_ttl=lease_ttl,
-            sweep_interval=min(2.0, lease_ttl / 4),
-        )
+        values = _read_config(config) if config else {}
+        values.setdefault("lease_ttl", lease_ttl)
+        values.setdefault("sweep_interval", min(2.0, float(str(values["lease_ttl"])) / 4))
+        values["db_url"] = db or values.get("db_url") or base.db_url
+        values["data_dir"] = data_dir or values.get("data_dir") or base.data_dir
+        settings = _validated_settings(values, config)
         _serve(settings, host, port, log_json)
     except DeploybenchError as exc:
         raise fail(exc) from None
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read server config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"server config {path}: the top level must be a mapping")
+    return data
+
+
+def _validated_settings(values: dict[str, object], source: Path | None) -> ServerSettings:
+    from pydantic import ValidationError
+
+    from deploybench.server.settings import ServerSettings
+    from deploybench.spec.loading import format_validation_error
+
+    try:
+        return ServerSettings.model_validate(values)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, ServerSettings)
+        raise UserError(
+            f"server config {source or ''} is invalid:\n  " + "\n  ".join(lines)
+        ) from None
 
 
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[str, typer.Option(help="user, operator, admin or agent.")] = "user",
+    email: Annotated[str | None, typer.Option(help="Where completion notices are mailed.")] = None,
+    webhook: Annotated[
+        str | None, typer.Option(help="URL that receives completion notices (POST).")
+    ] = None,
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL.")] = None,
 ) -> None:
     """Create a user in the lab database and print a new API token (shown once)."""
@@ -97,7 +134,7 @@ def user_add(
             raise UserError(f"unknown role '{role}'; use user, operator, admin or agent") from None
         store = open_store(db)
         auth = AuthService(sessionmaker(store.engine, expire_on_commit=False))
-        user_id = auth.add_user(name, chosen)
+        user_id = auth.add_user(name, chosen, email=email, webhook_url=webhook)
         _, token = auth.issue_token(user_id, "cli")
     except DeploybenchError as exc:
         raise fail(exc) from None

@@ -20,6 +20,7 @@ from deploybench.server.settings import ServerSettings
 from deploybench.server.wakeup import Wakeup
 from deploybench.services.auth import AuthError, AuthService, ForbiddenError, Role
 from deploybench.services.lab import FenceError, LabService, NotFoundError
+from deploybench.services.notices import Notifier
 from deploybench.store.artifacts import (
     ArtifactCorruptedError,
     ArtifactNotFoundError,
@@ -65,6 +66,7 @@ def build_services(settings: ServerSettings, wakeup: Wakeup) -> Services:
         max_attempts=settings.max_attempts,
         retry_backoff=settings.retry_backoff,
         notify=wakeup.notify,
+        notifier=Notifier(settings.notices),
     )
     auth = AuthService(sessionmaker(store.engine, expire_on_commit=False))
     return Services(settings, store, lab, auth, wakeup)

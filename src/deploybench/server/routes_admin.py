@@ -29,6 +29,8 @@ class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
     role: Role = Role.USER
     password: str | None = Field(default=None, min_length=8)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
 
 
 class NewToken(BaseModel):
@@ -53,7 +55,7 @@ def add_user(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Create a user and a first token (shown once)."""
-    user_id = svc.auth.add_user(body.name, body.role, body.password)
+    user_id = svc.auth.add_user(body.name, body.role, body.password, body.email, body.webhook_url)
     _, token = svc.auth.issue_token(user_id, "initial")
     return {"id": user_id, "name": body.name, "role": body.role.value, "token": token}
 

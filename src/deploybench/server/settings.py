@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deploybench.services.notices import NoticeSettings
+
 
 class ServerSettings(BaseModel):
     """Where the data lives and how the lab behaves."""
@@ -19,3 +21,6 @@ class ServerSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a lost job fails.")
     retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay (doubles).")
     sweep_interval: float = Field(default=2.0, gt=0, description="Lease sweeper period (s).")
+    notices: NoticeSettings = Field(
+        default_factory=NoticeSettings, description="E-mail and webhook completion notices."
+    )

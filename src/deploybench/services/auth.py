@@ -88,13 +88,22 @@ class AuthService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add_user(self, name: str, role: Role, password: str | None = None) -> int:
-        """Create a user; a clear error if the name is taken."""
+    def add_user(
+        self,
+        name: str,
+        role: Role,
+        password: str | None = None,
+        email: str | None = None,
+        webhook_url: str | None = None,
+    ) -> int:
+        """Create a user (with where completion notices go); an error if the name is taken."""
         with self._sessions.begin() as session:
             row = UserRow(
                 name=name,
                 role=role.value,
                 password_hash=hash_password(password) if password else None,
+                email=email,
+                webhook_url=webhook_url,
                 created_at=_now(),
             )
             session.add(row)

@@ -9,6 +9,7 @@ servers decide at once.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from deploybench.errors import DeploybenchError, UserError
 from deploybench.runner.record import RunRecord
 from deploybench.scheduler.policy import QueuedJob, pick_job
 from deploybench.services.auth import ForbiddenError, Principal, Role
+from deploybench.services.notices import CampaignNotice, Notifier
 from deploybench.spec import parse_experiment
 from deploybench.store.lab_models import ACTIVE_STATES, AgentRow, EventRow, JobRow, TargetRow
 from deploybench.store.sql import SqlResultStore
@@ -50,6 +52,14 @@ def utc(value: datetime | None) -> datetime | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _json_job(view: JobView) -> dict[str, Any]:
+    data = dict(view.__dict__)
+    for key in ("submitted_at", "started_at", "ended_at"):
+        if data[key] is not None:
+            data[key] = data[key].isoformat()
+    return data
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class LabService:
         max_attempts: int = 3,
         retry_backoff: float = 2.0,
         notify: Callable[[], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.lease_ttl = lease_ttl
@@ -103,6 +114,7 @@ class LabService:
         self.retry_backoff = retry_backoff
         self._sessions = sessionmaker(store.engine, expire_on_commit=False)
         self._notify = notify or (lambda: None)
+        self._notifier = notifier
 
     # -- events -----------------------------------------------------------------------------
 
@@ -435,7 +447,21 @@ class LabService:
         message: str | None = None,
     ) -> JobView:
         """Close an attempt. With a record, its artifacts must already be uploaded; the run is
-        stored once (a retried finish of the same epoch is answered with the same result)."""
+        stored once (a retried finish of the same epoch is answered with the same result).
+        When this ends the campaign, its owner is notified."""
+        view = self._finish(job_id, epoch, record, failure_kind, message)
+        if view.state in FINAL_STATES:
+            self._announce_finished({view.campaign})
+        return view
+
+    def _finish(
+        self,
+        job_id: str,
+        epoch: int,
+        record: RunRecord | None,
+        failure_kind: str | None = None,
+        message: str | None = None,
+    ) -> JobView:
         with self._sessions.begin() as session:
             job = session.get(JobRow, job_id)
             if job is not None and job.lease_epoch == epoch and job.state not in ACTIVE_STATES:
@@ -466,6 +492,35 @@ class LabService:
                 return self._view(session, job)
             self._retry_or_fail(session, job, failure_kind or "infrastructure", message or "", now)
             return self._view(session, job)
+
+    def _announce_finished(self, campaigns: set[str]) -> None:
+        """After a commit: notify owners of campaigns that just reached the end (once each)."""
+        from deploybench.store.lab_models import UserRow
+
+        for campaign in campaigns:
+            with self._sessions.begin() as session:
+                jobs = list(session.scalars(select(JobRow).where(JobRow.campaign == campaign)))
+                if not jobs or any(j.state not in FINAL_STATES for j in jobs):
+                    continue
+                done = session.scalar(
+                    select(EventRow.id).where(
+                        EventRow.kind == "campaign", EventRow.message == campaign
+                    )
+                )
+                if done is not None:
+                    continue  # already announced (two finishes racing)
+                self._event(session, jobs[0], "campaign", campaign, outcome=jobs[0].state)
+                owner = session.get(UserRow, jobs[0].user_id)
+                notice = CampaignNotice(
+                    campaign=campaign,
+                    owner=owner.name if owner else "?",
+                    email=owner.email if owner else None,
+                    webhook=owner.webhook_url if owner else None,
+                    jobs=[_json_job(self._view(session, j)) for j in jobs],
+                )
+            if self._notifier is not None:
+                # Mail and webhooks can be slow: never keep an agent's request waiting on them.
+                threading.Thread(target=self._notifier.send, args=(notice,), daemon=True).start()
 
     def _close(
         self,
@@ -503,12 +558,14 @@ class LabService:
         """Re-queue (bounded, with back-off) or fail jobs whose agent stopped heartbeating."""
         now = _now()
         expired: list[str] = []
+        campaigns: set[str] = set()
         with self._sessions.begin() as session:
             for job in session.scalars(
                 select(JobRow).where(JobRow.state.in_(ACTIVE_STATES), JobRow.lease_expires_at < now)
             ):
                 expired.append(job.id)
                 job.lease_epoch += 1  # fence off the agent that lost it
+                campaigns.add(job.campaign)
                 if job.cancel is not None:
                     # A suspended job stays held (resumable) even if its agent is gone.
                     state = "held" if job.cancel == "suspend" else "aborted"
@@ -524,6 +581,7 @@ class LabService:
                 )
         if expired:
             self._notify()
+            self._announce_finished(campaigns)
         return expired
 
     def recover_after_restart(self) -> None:
@@ -575,6 +633,7 @@ class LabService:
     def _control(self, principal: Principal, ident: str, action: str) -> int:
         now = _now()
         count = 0
+        campaigns: set[str] = set()
         with self._sessions.begin() as session:
             for job in self._selected(session, principal, ident):
                 if job.state in FINAL_STATES:
@@ -585,7 +644,9 @@ class LabService:
                     self._event(session, job, action, f"{action} requested; telling the agent")
                 elif action == "abort":
                     self._close(session, job, "aborted", now, "canceled", "aborted by user")
+                    campaigns.add(job.campaign)
                 elif job.state == "queued":
                     job.state = "held"
                     self._event(session, job, "held", f"{job.name} suspended")
+        self._announce_finished(campaigns)
         return count

@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), nullable=False, unique=True),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("password_hash", sa.String(256), nullable=True),
+        sa.Column("email", sa.String(256), nullable=True),
+        sa.Column("webhook_url", sa.String(1024), nullable=True),
         sa.Column("created_at", ts, nullable=False),
     )
     op.create_table(
