@@ -299,3 +299,21 @@ def agent(
         run_agent(server, token, name, config)
     except DeploybenchError as exc:
         raise fail(exc) from None
+
+
+@lab_app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """A job's timestamped actions and agent log lines (build, deploy, run, upload)."""
+    try:
+        client = remote_client(server, token)
+        events = client.events(job=job_id) if follow else client.logs(job_id)
+        for event in events:
+            sys.stdout.write(f"{event['ts']} {event['kind']:<9} {event['message']}\n")
+            sys.stdout.flush()
+    except DeploybenchError as exc:
+        raise fail(exc) from None

@@ -70,22 +70,41 @@ def list_runs(
     where: WhereOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+    server: Annotated[
+        str | None, typer.Option("--server", help="List a lab server's runs instead.")
+    ] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="DEPLOYBENCH_TOKEN")] = None,
 ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first (here, or on a lab server with --server)."""
+    from deploybench.runner.record import RunRecord
     from deploybench.services.store import open_store
 
     try:
-        store = open_store()
-        found = store.list_runs(
-            _filter(experiment, toolchain, target, status, since, until, where, limit)
-        )
+        if server is not None:
+            from deploybench.cli.lab import remote_client
+
+            remote = remote_client(server, token).runs(
+                experiment=experiment,
+                toolchain=toolchain,
+                target=target,
+                status=status,
+                where=where or [],
+                limit=limit,
+            )
+            records = [RunRecord.model_validate(r) for r in remote]
+        else:
+            store = open_store()
+            found = store.list_runs(
+                _filter(experiment, toolchain, target, status, since, until, where, limit)
+            )
+            records = [r.record for r in found]
     except DeploybenchError as exc:
         raise fail(exc) from None
     if as_json:
-        for item in found:
-            sys.stdout.write(item.record.model_dump_json() + "\n")
+        for record in records:
+            sys.stdout.write(record.model_dump_json() + "\n")
         return
-    table = Table(title=f"{len(found)} run(s)")
+    table = Table(title=f"{len(records)} run(s)")
     for column in (
         "id",
         "experiment",
@@ -97,8 +116,7 @@ def list_runs(
         "started (UTC)",
     ):
         table.add_column(column)
-    for item in found:
-        record = item.record
+    for record in records:
         median = record.metrics.get("latency_ms", {}).get("median")
         table.add_row(
             record.id,

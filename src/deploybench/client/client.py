@@ -166,7 +166,8 @@ class Client(AgentApi):
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Run records, filtered by experiment, toolchain, target, status, where, limit."""
-        return list(self._json("GET", "/runs", params=filters))
+        params = {key: value for key, value in filters.items() if value not in (None, [])}
+        return list(self._json("GET", "/runs", params=params))
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run record."""
