@@ -16,7 +16,7 @@ from deploybench import __version__
 from deploybench.agent.job import AGENT_STOPPED, JobRun, deliver
 from deploybench.agent.journal import Journal, JournalEntry, RecoveryAction, read_outcome
 from deploybench.agent.journal import recovery_action as decide
-from deploybench.agent.process import kill_tree
+from deploybench.agent.process import ExecutorPool, kill_tree
 from deploybench.agent.retry import Backoff, is_transient, retrying
 from deploybench.client.client import Client
 from deploybench.errors import DeploybenchError
@@ -59,6 +59,7 @@ class Agent:
         self.registered: list[str] = []
         self.current: JobRun | None = None
         self._recovered = False
+        self.pool = ExecutorPool()
 
     def register(self) -> list[str]:
         """Declare the targets; returns their farm-wide names ("agent/plugin")."""
@@ -128,6 +129,7 @@ class Agent:
             self.recover()
         if not self.registered:
             self.register()
+            self.pool.warm()
         assignment = retrying(
             lambda: self.client.lease(self.name, self.registered, self.poll_wait), self.backoff
         )
@@ -144,29 +146,35 @@ class Agent:
             kill_grace=self.kill_grace,
             backoff=self.backoff,
             halt=self.halt,
+            pool=self.pool,
         )
         self.current = run
         try:
             run.run()
         finally:
             self.current = None
+            if not self.halt.is_set():
+                self.pool.warm()  # the next job's process starts while we wait for work
         return True
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run jobs until ``stop`` is set (checked between jobs and long-polls). A server
         outage longer than the retries is waited out; other errors end the loop."""
         wait = self.backoff.delays()
-        while not stop.is_set() and not self.halt.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                delay = min(wait(), 30.0)
-                log.warning("%s; trying again in %.0f s", exc, delay)
-                stop.wait(delay)
-            else:
-                wait = self.backoff.delays()
+        try:
+            while not stop.is_set() and not self.halt.is_set():
+                try:
+                    self.run_once()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    delay = min(wait(), 30.0)
+                    log.warning("%s; trying again in %.0f s", exc, delay)
+                    stop.wait(delay)
+                else:
+                    wait = self.backoff.delays()
+        finally:
+            self.pool.close()
 
     def abort_current(self, reason: str = AGENT_STOPPED) -> None:
         """Stop the running measurement now (second Ctrl-C, shutdown): it is reported as an

@@ -13,7 +13,7 @@ from typing import Any
 
 from deploybench.agent.heartbeat import FENCED, Heartbeat
 from deploybench.agent.journal import EntryState, Journal, read_outcome
-from deploybench.agent.process import PROGRESS_PREFIX, Measurement
+from deploybench.agent.process import PROGRESS_PREFIX, ExecutorPool, Measurement
 from deploybench.agent.retry import Backoff, is_transient, retrying
 from deploybench.client.agent_api import AgentApi
 from deploybench.errors import DeploybenchError
@@ -79,6 +79,7 @@ class JobRun:
         kill_grace: float,
         backoff: Backoff,
         halt: threading.Event,
+        pool: ExecutorPool | None = None,
     ) -> None:
         self.api, self.journal, self.assignment = api, journal, assignment
         self.job_id: str = assignment["job_id"]
@@ -86,6 +87,7 @@ class JobRun:
         self.epoch: int = assignment["epoch"]
         self.workdir = workdir
         self.kill_grace, self.backoff, self.halt = kill_grace, backoff, halt
+        self.pool = pool
         self.reason: str | None = None
         self._measurement: Measurement | None = None
         self._lock = threading.Lock()
@@ -156,7 +158,12 @@ class JobRun:
         outcome_file = self.workdir / "outcome.json"
         with self._lock:
             if self.reason is None:
-                self._measurement = Measurement(job_file, outcome_file, self._on_line)
+                self._measurement = Measurement(
+                    job_file,
+                    outcome_file,
+                    self._on_line,
+                    self.pool.take() if self.pool is not None else None,
+                )
             measurement = self._measurement
         code: int | None = None
         if measurement is not None:

@@ -66,21 +66,69 @@ def kill_tree(
         child.wait()
 
 
+def _spawn_waiting() -> subprocess.Popen[str]:
+    """An execute process that imports everything, then waits for its job on stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "deploybench.agent.execute", "--wait"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+
+
+class ExecutorPool:
+    """Keeps one execute process started ahead of time, so its interpreter start-up and
+    imports (seconds) happen while the agent waits for work, not between submit and result.
+    Each job still gets a fresh process: the spare is used once, then replaced."""
+
+    def __init__(self) -> None:
+        self._spare: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start a spare if there is none alive."""
+        with self._lock:
+            if self._spare is None or self._spare.poll() is not None:
+                self._spare = _spawn_waiting()
+
+    def take(self) -> subprocess.Popen[str]:
+        """The spare (or a new process when it died); the pool forgets it."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            spare = _spawn_waiting()
+        return spare
+
+    def close(self) -> None:
+        """Stop the spare."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.poll() is None:
+            kill_tree(spare.pid, 1.0, None, spare)
+
+
 class Measurement:
     """One execute process; its output lines go to ``on_line`` as they come."""
 
-    def __init__(self, job_file: Path, outcome_file: Path, on_line: Callable[[str], None]):
+    def __init__(
+        self,
+        job_file: Path,
+        outcome_file: Path,
+        on_line: Callable[[str], None],
+        process: subprocess.Popen[str] | None = None,
+    ):
         self.outcome_file = outcome_file
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "deploybench.agent.execute", str(job_file), str(outcome_file)],
-            cwd=job_file.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        self._process = process or _spawn_waiting()
+        # The job goes in on stdin: the process may have been started before the job existed.
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(f"{job_file}\t{outcome_file}\n")
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died while waiting: wait() reports the exit, the agent an infra failure
         try:
             self.started: float | None = psutil.Process(self._process.pid).create_time()
         except psutil.Error:
