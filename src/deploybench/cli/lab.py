@@ -291,10 +291,13 @@ def agent(
         str | None, typer.Option("--name", help="Agent name (default: host name).")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="agent.yaml.")] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="JSON-lines logs.")] = False,
 ) -> None:
     """Run an agent: register this host's targets, pull work, run it, upload results."""
     from deploybench.agent import run_agent
+    from deploybench.server.logging import configure_logging
 
+    configure_logging(json_lines=log_json)
     try:
         run_agent(server, token, name, config)
     except DeploybenchError as exc:

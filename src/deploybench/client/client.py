@@ -78,6 +78,17 @@ class Client(AgentApi):
         answer = self._json("POST", "/experiments", json=body)
         return Submission(campaign=answer["campaign"], jobs=list(answer["jobs"]))
 
+    def submit_sweep(
+        self, base: dict[str, Any], grid: dict[str, list[Any]], name: str | None = None
+    ) -> Submission:
+        """Queue a sweep the server expands: ``base`` with every combination of ``grid``
+        (dotted paths to values, e.g. ``{"environment.threads": [1, 2]}``)."""
+        body: dict[str, Any] = {"sweep": {"base": base, "grid": grid}}
+        if name is not None:
+            body["name"] = name
+        answer = self._json("POST", "/experiments", json=body)
+        return Submission(campaign=answer["campaign"], jobs=list(answer["jobs"]))
+
     def jobs(self, campaign: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Jobs the caller may see, oldest first."""
         return list(self._json("GET", "/jobs", params={"campaign": campaign, "state": state}))

@@ -16,17 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploybench.server.deps import Services, principal, services
 from deploybench.services.auth import Principal
 from deploybench.services.lab import NotFoundError
+from deploybench.services.sweeps import Sweep, expand_sweep
 from deploybench.store.queries import MetricCondition, RunFilter
 
 router = APIRouter()
 
 
 class Submission(BaseModel):
-    """One experiment definition or a list of them, queued as one campaign."""
+    """Experiment definitions, and/or a sweep the server expands, queued as one campaign."""
 
     model_config = ConfigDict(extra="forbid")
 
-    experiments: list[dict[str, Any]] = Field(min_length=1)
+    experiments: list[dict[str, Any]] = Field(default_factory=list)
+    sweep: Sweep | None = None
     name: str | None = None
 
 
@@ -43,7 +45,10 @@ def submit(
     body: Submission, caller: Principal = Depends(principal), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Validate and queue experiments (all or none)."""
-    campaign, jobs = svc.lab.submit(caller, body.experiments, body.name)
+    definitions = list(body.experiments)
+    if body.sweep is not None:
+        definitions += expand_sweep(body.sweep)
+    campaign, jobs = svc.lab.submit(caller, definitions, body.name)
     return {"campaign": campaign, "jobs": jobs}
 
 
