@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,7 +118,7 @@ async def upload(
             raise HTTPException(
                 400, f"checksum mismatch: the body's sha256 is {digest.hexdigest()}, not {sha256}"
             )
-        info = svc.store.artifacts.write_file(path)
+        info = await run_in_threadpool(svc.store.artifacts.write_file, path)
     finally:
         path.unlink(missing_ok=True)
     return {"sha256": info.sha256, "size": info.size}

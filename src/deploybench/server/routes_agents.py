@@ -106,7 +106,7 @@ def heartbeat(
     svc: Services = Depends(services),
 ) -> dict[str, str | None]:
     """Renew the lease; the answer says whether to abort or suspend."""
-    return {"cancel": svc.lab.heartbeat(job_id, body.epoch, body.phase)}
+    return {"cancel": svc.lab.heartbeat(job_id, body.epoch, body.phase, caller)}
 
 
 @router.post("/jobs/{job_id}/log", status_code=204)
@@ -117,7 +117,7 @@ def log(
     svc: Services = Depends(services),
 ) -> Response:
     """Append log lines to the job."""
-    svc.lab.log(job_id, body.epoch, body.lines)
+    svc.lab.log(job_id, body.epoch, body.lines, caller)
     return Response(status_code=204)
 
 
@@ -129,6 +129,6 @@ def finish(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Close the attempt (idempotent for the same epoch)."""
-    view = svc.lab.finish(job_id, body.epoch, body.record, body.failure_kind, body.message)
+    view = svc.lab.finish(job_id, body.epoch, body.record, body.failure_kind, body.message, caller)
     svc.wakeup.notify()
     return _job(view)

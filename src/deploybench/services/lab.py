@@ -26,7 +26,7 @@ from deploybench.runner.record import RunRecord
 from deploybench.scheduler.policy import QueuedJob, pick_job
 from deploybench.services.auth import ForbiddenError, Principal, Role
 from deploybench.services.notices import CampaignNotice, Notifier
-from deploybench.spec import parse_experiment
+from deploybench.spec import Experiment, parse_experiment
 from deploybench.store.lab_models import ACTIVE_STATES, AgentRow, EventRow, JobRow, TargetRow
 from deploybench.store.sql import SqlResultStore
 
@@ -52,6 +52,30 @@ def utc(value: datetime | None) -> datetime | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_plugins(experiment: Experiment, index: int) -> None:
+    """Unknown toolchain, target or probe names, and a toolchain config the toolchain
+    refuses, are definition errors (422) found at submit, not on an agent later."""
+    from deploybench.errors import PluginError, SpecError
+    from deploybench.plugins import PluginKind, known_names, load_plugin
+
+    checks = [
+        ("toolchain.name", PluginKind.TOOLCHAIN, experiment.toolchain.name),
+        ("target.name", PluginKind.TARGET, experiment.target.name),
+        *(("measurement.probes", PluginKind.PROBE, p) for p in experiment.measurement.probes),
+    ]
+    for path, kind, name in checks:
+        if name not in known_names(kind):
+            raise SpecError(
+                f"experiment [{index}] is invalid:\n{path}: unknown {kind.value} '{name}'; "
+                f"known: {', '.join(known_names(kind))}"
+            )
+    toolchain = load_plugin(PluginKind.TOOLCHAIN, experiment.toolchain.name)()
+    try:
+        toolchain.parse_config(experiment.toolchain.config)
+    except PluginError as exc:
+        raise SpecError(f"experiment [{index}] is invalid:\n{exc}") from None
 
 
 def _json_job(view: JobView) -> dict[str, Any]:
@@ -186,6 +210,7 @@ class LabService:
         prepared: list[tuple[dict[str, Any], dict[str, str], str]] = []
         for index, definition in enumerate(definitions):
             experiment = parse_experiment(definition, source=f"experiment [{index}]")
+            _check_plugins(experiment, index)
             if experiment.problem.expected_outputs is not None:
                 raise UserError(
                     f"experiment [{index}]: problem.expected_outputs cannot be sent to the lab "
@@ -411,19 +436,38 @@ class LabService:
                 )
         return None
 
-    def _fenced(self, session: Session, job_id: str, epoch: int) -> JobRow:
+    def _fenced(
+        self, session: Session, job_id: str, epoch: int, caller: Principal | None = None
+    ) -> JobRow:
         job = session.get(JobRow, job_id)
         if job is None or job.lease_epoch != epoch or job.state not in ACTIVE_STATES:
             raise FenceError(
                 f"lease epoch {epoch} of {job_id} is not current: the job was re-queued, "
                 "aborted or finished; stop working on it"
             )
+        self._check_holder(session, job, caller)
         return job
 
-    def heartbeat(self, job_id: str, epoch: int, phase: str | None = None) -> str | None:
+    @staticmethod
+    def _check_holder(session: Session, job: JobRow, caller: Principal | None) -> None:
+        """Only the account of the agent that holds the lease (or an admin) may act on it."""
+        if caller is None or caller.role is Role.ADMIN or job.target_id is None:
+            return
+        target = session.get(TargetRow, job.target_id)
+        agent = session.get(AgentRow, target.agent_id) if target else None
+        if agent is None or agent.user_id != caller.user_id:
+            raise ForbiddenError(f"job {job.id} is leased to another agent")
+
+    def heartbeat(
+        self,
+        job_id: str,
+        epoch: int,
+        phase: str | None = None,
+        caller: Principal | None = None,
+    ) -> str | None:
         """Extend the lease; returns 'abort' or 'suspend' when the job must stop."""
         with self._sessions.begin() as session:
-            job = self._fenced(session, job_id, epoch)
+            job = self._fenced(session, job_id, epoch, caller)
             job.lease_expires_at = _now() + timedelta(seconds=self.lease_ttl)
             if phase and phase != job.phase:
                 job.phase = phase
@@ -431,10 +475,12 @@ class LabService:
                 self._event(session, job, "phase", f"phase {phase}")
             return job.cancel
 
-    def log(self, job_id: str, epoch: int, lines: Sequence[str]) -> None:
+    def log(
+        self, job_id: str, epoch: int, lines: Sequence[str], caller: Principal | None = None
+    ) -> None:
         """Append agent log lines (timestamped) to the job's events."""
         with self._sessions.begin() as session:
-            job = self._fenced(session, job_id, epoch)
+            job = self._fenced(session, job_id, epoch, caller)
             for line in lines:
                 self._event(session, job, "log", line)
 
@@ -445,11 +491,12 @@ class LabService:
         record: RunRecord | None,
         failure_kind: str | None = None,
         message: str | None = None,
+        caller: Principal | None = None,
     ) -> JobView:
         """Close an attempt. With a record, its artifacts must already be uploaded; the run is
         stored once (a retried finish of the same epoch is answered with the same result).
         When this ends the campaign, its owner is notified."""
-        view = self._finish(job_id, epoch, record, failure_kind, message)
+        view = self._finish(job_id, epoch, record, failure_kind, message, caller)
         if view.state in FINAL_STATES:
             self._announce_finished({view.campaign})
         return view
@@ -461,12 +508,13 @@ class LabService:
         record: RunRecord | None,
         failure_kind: str | None = None,
         message: str | None = None,
+        caller: Principal | None = None,
     ) -> JobView:
         with self._sessions.begin() as session:
             job = session.get(JobRow, job_id)
             if job is not None and job.lease_epoch == epoch and job.state not in ACTIVE_STATES:
                 return self._view(session, job)  # idempotent repeat (ended, held or re-queued)
-            job = self._fenced(session, job_id, epoch)
+            job = self._fenced(session, job_id, epoch, caller)
             now = _now()
             if job.cancel is not None:
                 state = "held" if job.cancel == "suspend" else "aborted"
