@@ -131,6 +131,27 @@ def test_two_agents_run_a_campaign(farm: Farm) -> None:
         assert record["metrics"]["accuracy"]["accuracy"] > 0.9
         assert client.logs(jobs[0]["id"])  # timestamped actions of the run
         assert len(client.runs()) == 4
+    # The CLI's remote commands go through the same client.
+    remote = ["--server", farm.url, "--token", admin]
+    listed = subprocess.run(
+        [*CLI, "runs", "list", "--json", *remote], env=farm.env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.strip().splitlines()) == 4
+    shown = subprocess.run(
+        [*CLI, "runs", "show", jobs[0]["run_id"], *remote],
+        env=farm.env,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0 and "validity" in shown.stdout, shown.stderr
+    status = subprocess.run(
+        [*CLI, "status", submission.campaign, *remote],
+        env=farm.env,
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0 and status.stdout.count("succeeded") == 4, status.stdout
 
 
 def test_agent_killed_mid_run_the_run_is_requeued_and_completes(farm: Farm) -> None:

@@ -135,11 +135,29 @@ def list_runs(
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    server: Annotated[
+        str | None, typer.Option("--server", help="Show a run stored on a lab server.")
+    ] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="DEPLOYBENCH_TOKEN")] = None,
 ) -> None:
     """Show a run's summary, validity verdict and integrity check."""
     from deploybench.cli.render import render_record
+    from deploybench.runner.record import RunRecord
     from deploybench.services.store import open_store
 
+    if server is not None:
+        from deploybench.cli.lab import remote_client
+
+        try:
+            record = RunRecord.model_validate(remote_client(server, token).run(run_id))
+        except DeploybenchError as exc:
+            raise fail(exc) from None
+        if as_json:
+            sys.stdout.write(record.model_dump_json(indent=2) + "\n")
+        else:
+            render_record(record, out())
+        err.print("integrity: every artifact was verified by the server when the run was stored")
+        return
     try:
         store = open_store()
         stored = store.get_run(run_id)
