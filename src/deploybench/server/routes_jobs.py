@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deploybench.server.deps import Services, principal, services
 from deploybench.services.auth import Principal
@@ -30,6 +30,12 @@ class Submission(BaseModel):
     experiments: list[dict[str, Any]] = Field(default_factory=list)
     sweep: Sweep | None = None
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Submission:
+        if not self.experiments and self.sweep is None:
+            raise ValueError("give at least one experiment, or a sweep")
+        return self
 
 
 def _job(view: Any) -> dict[str, Any]:

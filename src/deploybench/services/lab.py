@@ -12,111 +12,39 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from deploybench.errors import DeploybenchError, UserError
+from deploybench.errors import UserError
 from deploybench.runner.record import RunRecord
 from deploybench.scheduler.policy import QueuedJob, pick_job
 from deploybench.services.auth import ForbiddenError, Principal, Role
+from deploybench.services.lab_submit import prepare_submission
+from deploybench.services.lab_types import (
+    Assignment,
+    FenceError,
+    JobView,
+    NotFoundError,
+    job_json,
+    utc,
+)
 from deploybench.services.notices import CampaignNotice, Notifier
-from deploybench.spec import Experiment, parse_experiment
 from deploybench.store.lab_models import ACTIVE_STATES, AgentRow, EventRow, JobRow, TargetRow
 from deploybench.store.sql import SqlResultStore
+
+__all__ = ["Assignment", "FenceError", "JobView", "LabService", "NotFoundError"]
 
 FINAL_STATES = ("succeeded", "failed", "aborted")
 # Infrastructure failures are retried; a model that crashes will crash again.
 RETRIED_FAILURES = ("lost", "infrastructure")
 
 
-class FenceError(DeploybenchError):
-    """A call from an agent whose lease is no longer current (HTTP 409)."""
-
-
-class NotFoundError(UserError):
-    """No such job, or not visible to the caller (HTTP 404)."""
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """Datetimes come back naive from SQLite; every stored time is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _check_plugins(experiment: Experiment, index: int) -> None:
-    """Unknown toolchain, target or probe names, and a toolchain config the toolchain
-    refuses, are definition errors (422) found at submit, not on an agent later."""
-    from deploybench.errors import PluginError, SpecError
-    from deploybench.plugins import PluginKind, known_names, load_plugin
-
-    checks = [
-        ("toolchain.name", PluginKind.TOOLCHAIN, experiment.toolchain.name),
-        ("target.name", PluginKind.TARGET, experiment.target.name),
-        *(("measurement.probes", PluginKind.PROBE, p) for p in experiment.measurement.probes),
-    ]
-    for path, kind, name in checks:
-        if name not in known_names(kind):
-            raise SpecError(
-                f"experiment [{index}] is invalid:\n{path}: unknown {kind.value} '{name}'; "
-                f"known: {', '.join(known_names(kind))}"
-            )
-    toolchain = load_plugin(PluginKind.TOOLCHAIN, experiment.toolchain.name)()
-    try:
-        toolchain.parse_config(experiment.toolchain.config)
-    except PluginError as exc:
-        raise SpecError(f"experiment [{index}] is invalid:\n{exc}") from None
-
-
-def _json_job(view: JobView) -> dict[str, Any]:
-    data = dict(view.__dict__)
-    for key in ("submitted_at", "started_at", "ended_at"):
-        if data[key] is not None:
-            data[key] = data[key].isoformat()
-    return data
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What the API shows of a job."""
-
-    id: str
-    campaign: str
-    name: str
-    owner: str
-    state: str
-    attempt: int
-    target: str | None
-    phase: str | None
-    submitted_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    failure_kind: str | None
-    error: str | None
-    run_id: str | None
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """A lease handed to an agent."""
-
-    job_id: str
-    attempt: int
-    epoch: int
-    target: str
-    definition: dict[str, Any]
-    inputs: dict[str, str]
-    lease_ttl: float
 
 
 class LabService:
@@ -181,51 +109,19 @@ class LabService:
 
     # -- submission --------------------------------------------------------------------------
 
-    def _input_digest(self, ref: dict[str, Any], what: str, build: Callable[[str], Path]) -> str:
-        if ref.get("zoo"):
-            return self.store.artifacts.write_file(build(ref["zoo"])).sha256
-        digest = ref.get("sha256")
-        if not digest:
-            raise UserError(
-                f"problem.{what}: a file given by path must be uploaded first and referenced by "
-                "its sha256 (the Python client and `deploybench submit` do this for you)"
-            )
-        if not self.store.artifacts.exists(digest):
-            raise UserError(
-                f"problem.{what}: no uploaded artifact with sha256 {digest}; upload it first"
-            )
-        return str(digest)
-
     def submit(
         self, principal: Principal, definitions: Sequence[dict[str, Any]], name: str | None = None
     ) -> tuple[str, list[str]]:
         """Validate every definition (nothing is queued if one is bad), then queue them all
         as one campaign. Returns (campaign id, job ids)."""
-        from deploybench import zoo
-
         if principal.role is Role.AGENT:
             raise ForbiddenError("agent accounts cannot submit experiments")
         if not definitions:
             raise UserError("nothing to submit: give at least one experiment")
-        prepared: list[tuple[dict[str, Any], dict[str, str], str]] = []
-        for index, definition in enumerate(definitions):
-            experiment = parse_experiment(definition, source=f"experiment [{index}]")
-            _check_plugins(experiment, index)
-            if experiment.problem.expected_outputs is not None:
-                raise UserError(
-                    f"experiment [{index}]: problem.expected_outputs cannot be sent to the lab "
-                    "yet; run it locally with `deploybench run`"
-                )
-            data = experiment.model_dump(mode="json")
-            inputs = {
-                "model": self._input_digest(
-                    data["problem"]["model"], "model", lambda n: zoo.build_model(n).path
-                ),
-                "dataset": self._input_digest(
-                    data["problem"]["dataset"], "dataset", lambda n: zoo.build_dataset(n).path
-                ),
-            }
-            prepared.append((data, inputs, experiment.target.name))
+        prepared = [
+            prepare_submission(definition, index, self.store.artifacts)
+            for index, definition in enumerate(definitions)
+        ]
         campaign = uuid.uuid4().hex[:12]
         now = _now()
         ids: list[str] = []
@@ -564,7 +460,7 @@ class LabService:
                     owner=owner.name if owner else "?",
                     email=owner.email if owner else None,
                     webhook=owner.webhook_url if owner else None,
-                    jobs=[_json_job(self._view(session, j)) for j in jobs],
+                    jobs=[job_json(self._view(session, j)) for j in jobs],
                 )
             if self._notifier is not None:
                 # Mail and webhooks can be slow: never keep an agent's request waiting on them.
