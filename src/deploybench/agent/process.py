@@ -106,8 +106,13 @@ class ExecutorPool:
         """Stop the spare."""
         with self._lock:
             spare, self._spare = self._spare, None
-        if spare is not None and spare.poll() is None:
+        if spare is None:
+            return
+        if spare.poll() is None:
             kill_tree(spare.pid, 1.0, None, spare)
+        for pipe in (spare.stdin, spare.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 class Measurement:
