@@ -31,6 +31,7 @@ from deploybench.agent.retry import retrying
 from deploybench.client import Client, ServerError, ServerUnreachableError
 from deploybench.errors import SpecError, UserError
 from deploybench.testing.experiments import FAST_PLAN
+from deploybench.testing.lab import wait_for_state
 from deploybench.testing.records import make_record
 
 FAST = Backoff(attempts=3, initial=0.01, maximum=0.05)
@@ -191,18 +192,6 @@ def _admin(lab: Lab) -> Client:
     return Client(str(lab.client.base_url), lab.admin.token, http=lab.client)
 
 
-def _wait_state(
-    client: Client, job_id: str, states: set[str], timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.job(job_id)
-        if job["state"] in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{job_id} never reached {states}: {client.job(job_id)}")
-
-
 def test_an_idle_poll_registers_and_returns_false(lab: Lab, tmp_path: Path) -> None:
     agent = _agent(lab, tmp_path)
     assert agent.run_once() is False
@@ -242,7 +231,7 @@ def test_abort_and_suspend_kill_the_running_measurement(
     job_id = submission.jobs[0]
     runner = threading.Thread(target=agent.run_once)
     runner.start()
-    _wait_state(admin, job_id, {"running"})
+    wait_for_state(admin, job_id, {"running"})
     time.sleep(1.0)  # let the measurement process start
     pid = agent.journal.entries(pending_only=True)[0].pid
     assert pid is not None and psutil.pid_exists(pid)

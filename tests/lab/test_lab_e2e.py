@@ -18,6 +18,7 @@ import pytest
 from deploybench.client import Client
 from deploybench.server.embedded import free_port, read_credentials, wait_until_up
 from deploybench.testing.experiments import FAST_PLAN
+from deploybench.testing.lab import wait_for_state
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "deploybench.cli.app"]
@@ -104,18 +105,6 @@ def farm(tmp_path: Path) -> Iterator[Farm]:
         farm.kill(farm.server)
 
 
-def _wait_state(
-    client: Client, job_id: str, states: set[str], timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.job(job_id)
-        if job["state"] in states:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {states}: {client.job(job_id)}")
-
-
 def test_two_agents_run_a_campaign(farm: Farm) -> None:
     admin = farm.token("admin", "admin")
     farm.start_server()
@@ -160,7 +149,7 @@ def test_agent_killed_mid_run_the_run_is_requeued_and_completes(farm: Farm) -> N
     farm.start_agent("a1", farm.token("agent-a1", "agent"))
     with Client(farm.url, admin) as client:
         job_id = client.submit([_experiment("long", min_duration=3.0)]).jobs[0]
-        _wait_state(client, job_id, {"running"})
+        wait_for_state(client, job_id, {"running"})
         time.sleep(1.0)
         farm.kill(farm.agents["a1"])  # kill -9 of the whole agent group, mid-measurement
         farm.start_agent("a2", farm.token("agent-a2", "agent"))
@@ -177,7 +166,7 @@ def test_server_killed_mid_campaign_loses_and_duplicates_nothing(farm: Farm) -> 
     farm.start_agent("a1", farm.token("agent-a1", "agent"))
     with Client(farm.url, admin) as client:
         submission = client.submit([_experiment(f"s{i}", min_duration=1.0) for i in range(3)])
-        _wait_state(client, submission.jobs[0], {"running"})
+        wait_for_state(client, submission.jobs[0], {"running"})
     farm.kill(farm.server)  # kill -9 while a run is in flight
     time.sleep(2.0)
     farm.start_server()

@@ -30,14 +30,14 @@ TokenOpt = Annotated[
 ]
 
 
-def _serve(settings: object, host: str, port: int, log_json: bool, on_start: object = None) -> None:
+def _serve(settings: ServerSettings, host: str, port: int, log_json: bool) -> None:
     import uvicorn
 
     from deploybench.server.app import create_app
     from deploybench.server.logging import configure_logging
 
     configure_logging(json_lines=log_json)
-    app = create_app(settings)  # type: ignore[arg-type]
+    app = create_app(settings)
     # Agents hold long-polls open: do not wait on them for long when shutting down.
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=2

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploybench.runner.record import RunRecord
 from deploybench.server.deps import Services, require, services
-from deploybench.server.routes_jobs import _job
 from deploybench.services.auth import Principal, Role
+from deploybench.services.lab_types import job_json
 
 router = APIRouter()
 _AGENT = require(Role.AGENT, Role.ADMIN)
@@ -131,4 +131,4 @@ def finish(
     """Close the attempt (idempotent for the same epoch)."""
     view = svc.lab.finish(job_id, body.epoch, body.record, body.failure_kind, body.message, caller)
     svc.wakeup.notify()
-    return _job(view)
+    return job_json(view)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from deploybench.server.deps import Services, principal, services
 from deploybench.services.auth import Principal
 from deploybench.services.lab import NotFoundError
+from deploybench.services.lab_types import job_json
 from deploybench.services.sweeps import Sweep, expand_sweep
 from deploybench.store.queries import MetricCondition, RunFilter
 
@@ -38,14 +38,6 @@ class Submission(BaseModel):
         return self
 
 
-def _job(view: Any) -> dict[str, Any]:
-    data = asdict(view)
-    for key in ("submitted_at", "started_at", "ended_at"):
-        if data[key] is not None:
-            data[key] = data[key].isoformat()
-    return data
-
-
 @router.post("/experiments", status_code=201)
 def submit(
     body: Submission, caller: Principal = Depends(principal), svc: Services = Depends(services)
@@ -66,7 +58,7 @@ def list_jobs(
     svc: Services = Depends(services),
 ) -> list[dict[str, Any]]:
     """Jobs visible to the caller, oldest first."""
-    return [_job(v) for v in svc.lab.list_jobs(caller, campaign, state)]
+    return [job_json(v) for v in svc.lab.list_jobs(caller, campaign, state)]
 
 
 @router.get("/jobs/{job_id}")
@@ -74,7 +66,7 @@ def get_job(
     job_id: str, caller: Principal = Depends(principal), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """One job."""
-    return _job(svc.lab.get_job(caller, job_id))
+    return job_json(svc.lab.get_job(caller, job_id))
 
 
 @router.get("/jobs/{job_id}/logs")
