@@ -67,7 +67,9 @@ def latency_metrics(
         plan_min_iterations=plan.min_iterations or 1,
         plan_min_duration=plan.min_duration or 0.0,
         confidence=plan.confidence,
-        timer_resolution_ns=float(timer.get("resolution_ns", 1.0)),
+        # 0 when the target did not report its timer: the resolution check is then skipped
+        # rather than run against a guessed resolution.
+        timer_resolution_ns=float(timer.get("resolution_ns", 0.0)),
         load_avg_1m=float(load[0]) if isinstance(load, list) and load else None,
         cpu_count=env.get("cpu", {}).get("logical_cores"),
     )
