@@ -177,6 +177,6 @@ def test_discarded_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_db_upgrade_and_status(env: Path) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade"])
-    assert result.exit_code == 0 and "-> 0003" in result.stderr
+    assert result.exit_code == 0 and "-> 0004" in result.stderr
     result = CliRunner().invoke(app, ["db", "status"])
-    assert result.exit_code == 0 and "schema: 0003" in result.stdout
+    assert result.exit_code == 0 and "schema: 0004" in result.stdout

@@ -41,7 +41,7 @@ class TestSqliteResultStore(ResultStoreContract):
 
 def test_fresh_database_is_at_head(tmp_path: Path) -> None:
     store = _open(tmp_path)
-    assert current_revision(store.engine) == head_revision() == "0003"
+    assert current_revision(store.engine) == head_revision() == "0004"
 
 
 def test_upgrade_from_the_first_schema_backfills_metrics(tmp_path: Path) -> None:

@@ -15,10 +15,13 @@ run that can use some free target when its turn comes gets one, so the plan is w
 
 Eligibility of run R on target T (see :func:`eligible`):
 
-* T is enabled, its health is ``"good"`` and it has no active run;
+* T is enabled and has no active run, and its health is ``"good"`` (or ``"unknown"`` and R is
+  a health check: an unknown target returns to service only after one passes);
 * R is due (``not_before`` unset or ``<= now``), its ``wanted_target`` is unset or names T or its
-  plugin, and ``required_tags`` is a subset of T's tags;
+  plugin, ``required_tags`` is a subset of T's tags, and ``allowed`` (target names matched by
+  attribute selectors, computed by the caller) is unset or contains T;
 * R's user is not over the hard cap on T (the hard cap excludes, even if T then idles);
+* health checks skip the two reservation rules below (they are short and keep the farm honest);
 * no reservation of another user is active on T, unless it has ``lend_idle`` set and its holder
   has no eligible run for T waiting;
 * ``now + max_runtime_s`` does not cross into a future reservation of another user on T.
@@ -57,6 +60,8 @@ class RunView:
     wanted_target: str | None = None
     required_tags: frozenset[str] = frozenset()
     not_before: datetime | None = None
+    allowed: frozenset[str] | None = None
+    health_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class PolicySettings:
     soft_cap: float | None = None
     hard_cap: float | None = None
     window_s: float = DAY_S
+    fifo: bool = False  # strict submission order after priority and reservation holder
 
     def share(self, user: str) -> float:
         weight = self.shares.get(user, 1.0)
@@ -116,6 +122,8 @@ class Decision:
 
 
 RankKey = tuple[int, int, int, float, datetime, str]
+# Health checks go before any operator priority: a target must be known good to serve.
+HEALTH_CHECK_PRIORITY = 1_000_000
 
 
 def usage_seconds(
@@ -141,12 +149,23 @@ def usage_seconds(
 def compatible(run: RunView, target: TargetView) -> bool:
     """``wanted_target`` names the target or its plugin (or is unset), and the tags match."""
     wanted_ok = run.wanted_target is None or run.wanted_target in (target.name, target.plugin)
-    return wanted_ok and run.required_tags <= target.tags
+    allowed_ok = run.allowed is None or target.name in run.allowed
+    return wanted_ok and allowed_ok and run.required_tags <= target.tags
+
+
+SERVING_HEALTH = ("good", "unknown")
 
 
 def target_eligible(snapshot: Snapshot, target: TargetView) -> bool:
-    """Enabled, healthy and free."""
-    return target.enabled and target.health == "good" and target.name not in snapshot.running
+    """Enabled, free, and good (or unknown: free for a health check)."""
+    return (
+        target.enabled and target.health in SERVING_HEALTH and target.name not in snapshot.running
+    )
+
+
+def health_ok(run: RunView, target: TargetView) -> bool:
+    """A target of unknown health takes only health checks."""
+    return target.health == "good" or (target.health == "unknown" and run.health_check)
 
 
 def is_due(run: RunView, now: datetime) -> bool:
@@ -180,7 +199,8 @@ def _basic_ok(snapshot: Snapshot, settings: PolicySettings, run: RunView, t: Tar
     return (
         is_due(run, snapshot.now)
         and compatible(run, t)
-        and not over_hard_cap(snapshot, settings, run.user, t.name)
+        and health_ok(run, t)
+        and (run.health_check or not over_hard_cap(snapshot, settings, run.user, t.name))
     )
 
 
@@ -196,6 +216,8 @@ def reservation_block(
     snapshot: Snapshot, settings: PolicySettings, run: RunView, target: TargetView
 ) -> Reservation | None:
     """The reservation of another user that keeps ``run`` off ``target`` now, if any."""
+    if run.health_check:
+        return None
     now = snapshot.now
     end = now + timedelta(seconds=run.max_runtime_s)
     for res in sorted(snapshot.reservations, key=lambda r: (r.starts_at, r.id)):
@@ -222,70 +244,138 @@ def eligible(
 
 
 class _Planner:
-    """Eligibility matrix and rank keys, computed once per snapshot."""
+    """Eligibility and rank keys, computed once per snapshot.
+
+    Same rules as :func:`eligible`, with the ledger summed once and compatibility computed
+    once per placement signature, so a pass over thousands of queued runs stays cheap.
+    """
 
     def __init__(self, snapshot: Snapshot, settings: PolicySettings) -> None:
         self.snapshot = snapshot
         self.settings = settings
+        now = snapshot.now
+        lo = now - timedelta(seconds=settings.window_s)
+        self.used: dict[tuple[str, str], float] = {}
+        self.usage: dict[str, float] = {}
+        for entry in snapshot.usage:
+            end = now if entry.ended_at is None else min(entry.ended_at, now)
+            seconds = (end - max(entry.started_at, lo)).total_seconds()
+            if seconds > 0:
+                key = (entry.user, entry.target)
+                self.used[key] = self.used.get(key, 0.0) + seconds
+                self.usage[entry.user] = self.usage.get(entry.user, 0.0) + seconds
+        self.reservations: dict[str, list[Reservation]] = {}
+        for booking in sorted(snapshot.reservations, key=lambda r: (r.starts_at, r.id)):
+            if booking.ends_at > now:
+                self.reservations.setdefault(booking.target, []).append(booking)
         free = [t for t in snapshot.targets if target_eligible(snapshot, t)]
         self.free = sorted(free, key=lambda t: t.name)
-        self.options: dict[str, list[TargetView]] = {
-            run.id: [t for t in self.free if eligible(snapshot, settings, run, t)]
-            for run in snapshot.queued
-        }
+        self._compat: dict[tuple[object, ...], list[TargetView]] = {}
+        self._waiting: dict[tuple[str, str], bool] = {}
         self.holds: dict[str, str] = {}
         for t in self.free:
             res = active_reservation(snapshot, t.name)
             if res is not None:
                 self.holds[t.name] = res.user
-        users = {run.user for run in snapshot.queued}
-        self.usage = {
-            u: usage_seconds(snapshot.usage, u, snapshot.now, settings.window_s) for u in users
+        self.options: dict[str, list[TargetView]] = {
+            run.id: [t for t in self.candidates(run) if self.eligible(run, t)]
+            for run in snapshot.queued
         }
+
+    def candidates(self, run: RunView) -> list[TargetView]:
+        """Free targets the run's placement and health allow (cached per signature)."""
+        key = (run.wanted_target, run.required_tags, run.allowed, run.health_check)
+        found = self._compat.get(key)
+        if found is None:
+            found = [t for t in self.free if compatible(run, t) and health_ok(run, t)]
+            self._compat[key] = found
+        return found
+
+    def over(self, user: str, target: str, cap: float | None) -> bool:
+        return cap is not None and self.used.get((user, target), 0.0) > cap * self.settings.window_s
+
+    def basic_ok(self, run: RunView, target: TargetView) -> bool:
+        return is_due(run, self.snapshot.now) and (
+            run.health_check or not self.over(run.user, target.name, self.settings.hard_cap)
+        )
+
+    def holder_waiting(self, holder: str, target: TargetView) -> bool:
+        key = (holder, target.name)
+        if key not in self._waiting:
+            self._waiting[key] = any(
+                r.user == holder and target in self.candidates(r) and self.basic_ok(r, target)
+                for r in self.snapshot.queued
+            )
+        return self._waiting[key]
+
+    def blocked(self, run: RunView, target: TargetView) -> bool:
+        if run.health_check:
+            return False
+        now = self.snapshot.now
+        end = now + timedelta(seconds=run.max_runtime_s)
+        for res in self.reservations.get(target.name, ()):
+            if res.user == run.user:
+                continue
+            if res.starts_at <= now:
+                if res.lend_idle and not self.holder_waiting(res.user, target):
+                    continue
+                return True
+            if end > res.starts_at:
+                return True
+        return False
+
+    def eligible(self, run: RunView, target: TargetView) -> bool:
+        return self.basic_ok(run, target) and not self.blocked(run, target)
 
     def is_holder(self, run: RunView, target: TargetView) -> bool:
         return self.holds.get(target.name) == run.user
 
     def soft(self, run: RunView, target: TargetView) -> bool:
-        return over_soft_cap(self.snapshot, self.settings, run.user, target.name)
+        return self.over(run.user, target.name, self.settings.soft_cap)
 
     def rank(self, run: RunView) -> RankKey:
         options = self.options[run.id]
         holder = any(self.is_holder(run, t) for t in options)
         soft = bool(options) and all(self.soft(run, t) for t in options)
-        fair = self.usage[run.user] / self.settings.share(run.user)
-        return (-run.priority, 0 if holder else 1, int(soft), fair, run.submitted_at, run.id)
+        fair = (
+            0.0
+            if self.settings.fifo
+            else self.usage.get(run.user, 0.0) / self.settings.share(run.user)
+        )
+        first = -run.priority - (HEALTH_CHECK_PRIORITY if run.health_check else 0)
+        return (first, 0 if holder else 1, int(soft), fair, run.submitted_at, run.id)
 
     def ordered(self) -> list[RunView]:
         return sorted(self.snapshot.queued, key=self.rank)
 
     def plan(self) -> list[Decision]:
-        order = self.ordered()
+        order = [r for r in self.ordered() if self.options[r.id]]
         taken: set[str] = set()
-        done: set[str] = set()
         decisions: list[Decision] = []
-        for i, run in enumerate(order):
-            if run.id in done:
-                continue
+        # Demand per target among runs still unplaced: the most constrained target is taken
+        # first, so a flexible run does not take the only board a pinned run can use.
+        demand: dict[str, int] = {}
+        for run in order:
+            for t in self.options[run.id]:
+                demand[t.name] = demand.get(t.name, 0) + 1
+        for run in order:
+            for t in self.options[run.id]:
+                demand[t.name] -= 1
+            if len(taken) == len(self.free):
+                break
             options = [t for t in self.options[run.id] if t.name not in taken]
             if not options:
                 continue
-            later = [r for r in order[i + 1 :] if r.id not in done]
-
-            def demand(t: TargetView, later: list[RunView] = later) -> int:
-                return sum(1 for r in later if any(o.name == t.name for o in self.options[r.id]))
-
             best = min(
                 options,
                 key=lambda t: (
                     0 if self.is_holder(run, t) else 1,
                     int(self.soft(run, t)),
-                    demand(t),
+                    demand[t.name],
                     t.name,
                 ),
             )
             taken.add(best.name)
-            done.add(run.id)
             decisions.append(Decision(run.id, best.name))
         return decisions
 

@@ -67,6 +67,7 @@ def build_services(settings: ServerSettings, wakeup: Wakeup) -> Services:
         retry_backoff=settings.retry_backoff,
         notify=wakeup.notify,
         notifier=Notifier(settings.notices),
+        scheduling=settings.scheduling,
     )
     auth = AuthService(sessionmaker(store.engine, expire_on_commit=False))
     return Services(settings, store, lab, auth, wakeup)
@@ -95,9 +96,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             while True:
                 await asyncio.sleep(settings.sweep_interval)
                 try:
-                    await run_in_threadpool(svc.lab.expire_leases)
+                    await run_in_threadpool(svc.lab.sweep)
                 except Exception:  # the sweeper must outlive a failing pass
-                    log.exception("lease sweep failed")
+                    log.exception("sweep failed")
 
         task = asyncio.create_task(sweep())
         try:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deploybench.scheduler.settings import SchedulingSettings
 from deploybench.services.notices import NoticeSettings
 
 
@@ -20,7 +21,13 @@ class ServerSettings(BaseModel):
     lease_ttl: float = Field(default=30.0, gt=0, description="Seconds a lease lives unrenewed.")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a lost job fails.")
     retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay (doubles).")
-    sweep_interval: float = Field(default=2.0, gt=0, description="Lease sweeper period (s).")
+    sweep_interval: float = Field(
+        default=2.0, gt=0, description="Sweeper period (s): leases, offline agents, health."
+    )
     notices: NoticeSettings = Field(
         default_factory=NoticeSettings, description="E-mail and webhook completion notices."
+    )
+    scheduling: SchedulingSettings = Field(
+        default_factory=SchedulingSettings,
+        description="Fair share, caps, runtime limits, reservations and target health.",
     )

@@ -1,14 +1,18 @@
 """The lab's job lifecycle: submit, lease to agents (fenced by epoch), heartbeat, finish,
 expire lost leases, abort / suspend / resume, and the event log.
 
-Dispatch order is a replaceable pure function (:mod:`deploybench.scheduler.policy`); this
-module only applies its decision atomically: a lease is an ``UPDATE ... WHERE state='queued'``
-and the partial unique index on ``jobs.target_id`` keeps one active job per target even if two
-servers decide at once.
+Dispatch order is a pure function (:func:`deploybench.scheduler.fairshare.plan`) over a
+snapshot read by :mod:`deploybench.services.lab_dispatch`; this module only applies its
+decision atomically: a lease is an ``UPDATE ... WHERE state='queued'`` and the partial unique
+index on ``jobs.target_id`` keeps one active job per target even if two servers decide at
+once. Farm operations (health, maintenance, pause, broadcasts) live in
+:mod:`deploybench.services.farm`, reservations in :mod:`deploybench.services.reservations`,
+the usage ledger in :mod:`deploybench.services.accounting`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,8 +25,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from deploybench.errors import UserError
 from deploybench.runner.record import RunRecord
-from deploybench.scheduler.policy import QueuedJob, pick_job
+from deploybench.scheduler.fairshare import plan
+from deploybench.scheduler.settings import SchedulingSettings
+from deploybench.services import accounting
 from deploybench.services.auth import ForbiddenError, Principal, Role
+from deploybench.services.farm import FarmControl
+from deploybench.services.lab_dispatch import (
+    HEALTH_PURPOSE,
+    canonical_placement,
+    farm_state,
+    placement_matches,
+)
 from deploybench.services.lab_submit import prepare_submission
 from deploybench.services.lab_types import (
     Assignment,
@@ -33,7 +46,15 @@ from deploybench.services.lab_types import (
     utc,
 )
 from deploybench.services.notices import CampaignNotice, Notifier
-from deploybench.store.lab_models import ACTIVE_STATES, AgentRow, EventRow, JobRow, TargetRow
+from deploybench.services.reservations import Reservations, reservations_in_force
+from deploybench.store.lab_models import (
+    ACTIVE_STATES,
+    AgentRow,
+    EventRow,
+    JobRow,
+    TargetRow,
+    UserRow,
+)
 from deploybench.store.sql import SqlResultStore
 
 __all__ = ["Assignment", "FenceError", "JobView", "LabService", "NotFoundError"]
@@ -41,6 +62,8 @@ __all__ = ["Assignment", "FenceError", "JobView", "LabService", "NotFoundError"]
 FINAL_STATES = ("succeeded", "failed", "aborted")
 # Infrastructure failures are retried; a model that crashes will crash again.
 RETRIED_FAILURES = ("lost", "infrastructure")
+# After these the target itself is suspect: it takes a health check before more work.
+SUSPECT_FAILURES = ("lost", "infrastructure")
 
 
 def _now() -> datetime:
@@ -59,14 +82,21 @@ class LabService:
         retry_backoff: float = 2.0,
         notify: Callable[[], None] | None = None,
         notifier: Notifier | None = None,
+        scheduling: SchedulingSettings | None = None,
     ) -> None:
         self.store = store
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
+        self.scheduling = scheduling or SchedulingSettings()
         self._sessions = sessionmaker(store.engine, expire_on_commit=False)
         self._notify = notify or (lambda: None)
         self._notifier = notifier
+        self.farm = FarmControl(
+            self._sessions, self.scheduling, store.artifacts, self._event, notifier, self._notify
+        )
+        self.reservations = Reservations(self._sessions, self.scheduling, self._event)
+        self.accounting = accounting.Accounting(self._sessions, self.scheduling)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -126,27 +156,98 @@ class LabService:
         now = _now()
         ids: list[str] = []
         with self._sessions.begin() as session:
-            for position, (data, inputs, target) in enumerate(prepared):
-                job = JobRow(
-                    id=f"job-{uuid.uuid4().hex[:16]}",
-                    campaign=campaign,
-                    user_id=principal.user_id,
-                    name=data["name"],
-                    definition=data,
-                    inputs=inputs,
-                    wanted_target=target,
-                    state="queued",
-                    attempt=1,
-                    max_attempts=self.max_attempts,
-                    lease_epoch=0,
+            targets = list(session.scalars(select(TargetRow).order_by(TargetRow.name)))
+            in_force = reservations_in_force(session, now)
+            position = 0
+            for index, (data, inputs, plugin) in enumerate(prepared):
+                max_runtime = self._max_runtime(data, index, in_force)
+                for where in self._placements(data, index, plugin, targets):
+                    job = self._new_job(
+                        campaign, principal.user_id, data, inputs, plugin, where, max_runtime
+                    )
                     # Job ids are random: distinct times keep FIFO within the campaign.
-                    submitted_at=now + timedelta(microseconds=position),
-                )
-                session.add(job)
-                self._event(session, job, "queued", f"{data['name']} queued for {target}")
-                ids.append(job.id)
+                    job.submitted_at = now + timedelta(microseconds=position)
+                    position += 1
+                    session.add(job)
+                    shown = json.loads(where).get("target", plugin)
+                    self._event(session, job, "queued", f"{data['name']} queued for {shown}")
+                    ids.append(job.id)
         self._notify()
         return campaign, ids
+
+    def _new_job(
+        self,
+        campaign: str,
+        user_id: int,
+        data: dict[str, Any],
+        inputs: dict[str, str],
+        plugin: str,
+        placement: str,
+        max_runtime: float,
+        purpose: str = "run",
+        priority: int = 0,
+    ) -> JobRow:
+        return JobRow(
+            id=f"job-{uuid.uuid4().hex[:16]}",
+            campaign=campaign,
+            user_id=user_id,
+            name=data["name"],
+            definition=data,
+            inputs=inputs,
+            wanted_target=plugin,
+            state="queued",
+            attempt=1,
+            max_attempts=self.max_attempts,
+            lease_epoch=0,
+            submitted_at=_now(),
+            priority=priority,
+            max_runtime_s=max_runtime,
+            placement=placement,
+            purpose=purpose,
+        )
+
+    def _max_runtime(self, data: dict[str, Any], index: int, in_force: bool) -> float:
+        declared = data["target"].get("max_runtime_s")
+        limit = self.scheduling.max_runtime_limit_s
+        if declared is None:
+            if in_force:
+                raise UserError(
+                    f"experiment [{index}]: target.max_runtime_s is required while "
+                    "reservations are in force (the lab must know the run ends before "
+                    f"someone's window starts); declare it, at most {limit:g} s"
+                )
+            return self.scheduling.default_max_runtime_s
+        if declared > limit:
+            raise UserError(
+                f"experiment [{index}]: target.max_runtime_s = {declared:g} s is over the "
+                f"lab's limit of {limit:g} s; declare a realistic bound"
+            )
+        return float(declared)
+
+    @staticmethod
+    def _placements(
+        data: dict[str, Any], index: int, plugin: str, targets: Sequence[TargetRow]
+    ) -> list[str]:
+        """One placement key (``any``) or one per matching target (``each``). A selector
+        must match some registered target; a bare plugin name may wait for one to join."""
+        spec = data["target"].get("placement") or {}
+        tags, attributes = spec.get("tags", []), spec.get("attributes", {})
+        exact, mode = spec.get("target"), spec.get("mode", "any")
+        key = canonical_placement(plugin, exact, tags, attributes)
+        if not (exact or tags or attributes or mode == "each"):
+            return [key]
+        wanted = json.loads(key)
+        live = [t for t in targets if t.health != "retired"]
+        matching = [t for t in live if placement_matches(wanted, t)]
+        if not matching:
+            known = "; ".join(f"{t.name} [{', '.join(t.tags)}]" for t in live) or "none yet"
+            raise UserError(
+                f"experiment [{index}]: target.placement {json.dumps(spec)} matches no "
+                f"target of plugin '{plugin}'; farm targets and their tags: {known}"
+            )
+        if mode == "each":
+            return [canonical_placement(plugin, t.name, tags, attributes) for t in matching]
+        return [key]
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -156,8 +257,6 @@ class LabService:
         return job
 
     def _view(self, session: Session, job: JobRow) -> JobView:
-        from deploybench.store.lab_models import UserRow
-
         owner = session.get(UserRow, job.user_id)
         target = session.get(TargetRow, job.target_id) if job.target_id else None
         return JobView(
@@ -175,6 +274,9 @@ class LabService:
             failure_kind=job.failure_kind,
             error=job.error,
             run_id=job.run_id,
+            priority=job.priority,
+            max_runtime_s=job.max_runtime_s,
+            purpose=job.purpose,
         )
 
     def get_job(self, principal: Principal, job_id: str) -> JobView:
@@ -266,7 +368,11 @@ class LabService:
     def lease(
         self, principal: Principal, agent: str, free_targets: Sequence[str]
     ) -> Assignment | None:
-        """Give the agent the next job for one of its free targets, or None."""
+        """Give the agent the next job for one of its free targets, or None.
+
+        The pass plans over the whole farm (so a run meant for another agent's idle target
+        is not taken here) and applies the first decision for a target this agent offered.
+        """
         now = _now()
         with self._sessions.begin() as session:
             agent_row = session.scalar(select(AgentRow).where(AgentRow.name == agent))
@@ -274,63 +380,86 @@ class LabService:
                 agent_row.user_id != principal.user_id and principal.role is not Role.ADMIN
             ):
                 raise ForbiddenError(f"agent '{agent}' is not registered to this account")
-            agent_row.last_seen_at, agent_row.state = now, "online"
-            queued = [
-                QueuedJob(j.id, j.wanted_target, utc(j.submitted_at), utc(j.not_before))  # type: ignore[arg-type]
-                for j in session.scalars(
-                    select(JobRow)
-                    .where(JobRow.state == "queued")
-                    .order_by(JobRow.submitted_at, JobRow.id)
+            agent_row.last_seen_at = now
+            if agent_row.state != "online":
+                agent_row.state = "online"
+                self._event(session, None, "agent", f"agent {agent} is back online")
+            if self.farm.paused(session) is not None:
+                return None
+            mine = {
+                t.name: t
+                for t in session.scalars(
+                    select(TargetRow).where(TargetRow.agent_id == agent_row.id)
                 )
-            ]
-            for target in session.scalars(
-                select(TargetRow).where(
-                    TargetRow.agent_id == agent_row.id,
-                    TargetRow.name.in_(list(free_targets)),
-                    TargetRow.enabled.is_(True),
+            }
+            offered = set(free_targets) & set(mine)
+            if not offered:
+                return None
+            # An agent polls only while idle (one job at a time): the other targets of a busy
+            # agent are not free for this pass, or runs planned there would wait while this
+            # agent's target idles. The agent asking knows its own limit.
+            busy_agents = set(
+                session.scalars(
+                    select(TargetRow.agent_id)
+                    .join(JobRow, JobRow.target_id == TargetRow.id)
+                    .where(JobRow.state.in_(ACTIVE_STATES))
                 )
-            ):
-                chosen = pick_job(target.name, target.plugin, queued, now)
-                if chosen is None:
+            )
+            busy_agents.discard(agent_row.id)
+            not_free = [name for name in mine if name not in offered]
+            not_free += session.scalars(
+                select(TargetRow.name).where(TargetRow.agent_id.in_(busy_agents))
+            )
+            state = farm_state(session, now, self.scheduling, heads="free", not_free=not_free)
+            for decision in plan(state.snapshot, self.scheduling.policy_settings()):
+                if decision.target not in offered:
                     continue
-                try:
-                    with session.begin_nested():
-                        changed = session.execute(
-                            update(JobRow)
-                            .where(JobRow.id == chosen.id, JobRow.state == "queued")
-                            .values(
-                                state="assigned",
-                                target_id=target.id,
-                                lease_epoch=JobRow.lease_epoch + 1,
-                                lease_expires_at=now + timedelta(seconds=self.lease_ttl),
-                                started_at=now,
-                                phase="assigned",
-                            )
-                        ).rowcount  # type: ignore[attr-defined]
-                except IntegrityError:  # the target got an active job meanwhile
-                    continue
-                if not changed:
-                    continue
-                job = session.get(JobRow, chosen.id)
-                assert job is not None
-                session.refresh(job)
-                self._event(
-                    session,
-                    job,
-                    "assigned",
-                    f"attempt {job.attempt} assigned to {target.name}",
-                    epoch=job.lease_epoch,
+                assignment = self._assign(
+                    session, state.jobs[decision.run_id], mine[decision.target], now
                 )
-                return Assignment(
-                    job.id,
-                    job.attempt,
-                    job.lease_epoch,
-                    target.name,
-                    job.definition,
-                    job.inputs,
-                    self.lease_ttl,
-                )
+                if assignment is not None:
+                    return assignment
         return None
+
+    def _assign(
+        self, session: Session, job: JobRow, target: TargetRow, now: datetime
+    ) -> Assignment | None:
+        try:
+            with session.begin_nested():
+                changed = session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job.id, JobRow.state == "queued")
+                    .values(
+                        state="assigned",
+                        target_id=target.id,
+                        lease_epoch=JobRow.lease_epoch + 1,
+                        lease_expires_at=now + timedelta(seconds=self.lease_ttl),
+                        started_at=now,
+                        phase="assigned",
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+        except IntegrityError:  # the target got an active job meanwhile
+            return None
+        if not changed:
+            return None
+        session.refresh(job)
+        accounting.open_usage(session, job, "assigned", now)
+        self._event(
+            session,
+            job,
+            "assigned",
+            f"attempt {job.attempt} assigned to {target.name}",
+            epoch=job.lease_epoch,
+        )
+        return Assignment(
+            job.id,
+            job.attempt,
+            job.lease_epoch,
+            target.name,
+            job.definition,
+            job.inputs,
+            self.lease_ttl,
+        )
 
     def _fenced(
         self, session: Session, job_id: str, epoch: int, caller: Principal | None = None
@@ -361,15 +490,31 @@ class LabService:
         phase: str | None = None,
         caller: Principal | None = None,
     ) -> str | None:
-        """Extend the lease; returns 'abort' or 'suspend' when the job must stop."""
+        """Extend the lease; returns 'abort' or 'suspend' when the job must stop (a run past
+        its max_runtime_s is aborted and ends as a 'timeout' failure)."""
+        now = _now()
         with self._sessions.begin() as session:
             job = self._fenced(session, job_id, epoch, caller)
-            job.lease_expires_at = _now() + timedelta(seconds=self.lease_ttl)
+            job.lease_expires_at = now + timedelta(seconds=self.lease_ttl)
             if phase and phase != job.phase:
                 job.phase = phase
                 job.state = "running"
+                accounting.change_phase(session, job, phase, now)
                 self._event(session, job, "phase", f"phase {phase}")
-            return job.cancel
+            started = utc(job.started_at)
+            if (
+                job.cancel is None
+                and started is not None
+                and (now - started).total_seconds() > job.max_runtime_s
+            ):
+                job.cancel = "timeout"
+                self._event(
+                    session,
+                    job,
+                    "abort",
+                    f"ran past its max_runtime_s of {job.max_runtime_s:g} s; stopping it",
+                )
+            return "abort" if job.cancel == "timeout" else job.cancel
 
     def log(
         self, job_id: str, epoch: int, lines: Sequence[str], caller: Principal | None = None
@@ -412,6 +557,16 @@ class LabService:
                 return self._view(session, job)  # idempotent repeat (ended, held or re-queued)
             job = self._fenced(session, job_id, epoch, caller)
             now = _now()
+            if job.cancel == "timeout":
+                self._close(
+                    session,
+                    job,
+                    "failed",
+                    now,
+                    "timeout",
+                    f"ran past its max_runtime_s of {job.max_runtime_s:g} s",
+                )
+                return self._view(session, job)
             if job.cancel is not None:
                 state = "held" if job.cancel == "suspend" else "aborted"
                 self._close(session, job, state, now, "canceled", job.cancel)
@@ -419,8 +574,6 @@ class LabService:
                     job.target_id = None
                 return self._view(session, job)
             if record is not None:
-                from deploybench.store.lab_models import UserRow
-
                 owner = session.get(UserRow, job.user_id)
                 self.store.save_run(record, None, owner=owner.name if owner else None)
                 job.run_id = record.id
@@ -433,14 +586,14 @@ class LabService:
                     kind,
                     record.error.message if record.error else None,
                 )
+                if job.purpose == HEALTH_PURPOSE:
+                    self.farm.health_result(session, job, record.status == "succeeded", now)
                 return self._view(session, job)
             self._retry_or_fail(session, job, failure_kind or "infrastructure", message or "", now)
             return self._view(session, job)
 
     def _announce_finished(self, campaigns: set[str]) -> None:
         """After a commit: notify owners of campaigns that just reached the end (once each)."""
-        from deploybench.store.lab_models import UserRow
-
         for campaign in campaigns:
             with self._sessions.begin() as session:
                 jobs = list(session.scalars(select(JobRow).where(JobRow.campaign == campaign)))
@@ -477,11 +630,24 @@ class LabService:
     ) -> None:
         job.state, job.ended_at, job.failure_kind, job.error = state, now, kind, message
         job.lease_expires_at = None
+        accounting.close_usage(session, job.id, now)
         self._event(session, job, state, f"{job.name}: {state}" + (f" ({kind})" if kind else ""))
 
     def _retry_or_fail(
         self, session: Session, job: JobRow, kind: str, message: str, now: datetime
     ) -> None:
+        accounting.close_usage(session, job.id, now)
+        if job.target_id is not None and kind in SUSPECT_FAILURES:
+            target = session.get(TargetRow, job.target_id)
+            if target is not None:
+                if job.purpose == HEALTH_PURPOSE:
+                    self.farm.health_result(session, job, False, now, f"{kind}: {message}")
+                else:
+                    self.farm.suspect(session, target, f"{job.id} failed ({kind}: {message})")
+        if job.purpose == HEALTH_PURPOSE:
+            self._close(session, job, "failed", now, kind, message)
+            job.target_id = None
+            return
         if kind in RETRIED_FAILURES and job.attempt < job.max_attempts:
             delay = self.retry_backoff * 2 ** (job.attempt - 1)
             self._event(
@@ -527,6 +693,13 @@ class LabService:
             self._notify()
             self._announce_finished(campaigns)
         return expired
+
+    def sweep(self) -> None:
+        """One pass of the sweeper: expired leases, offline agents, ended maintenance, due
+        health checks."""
+        self.expire_leases()
+        if self.farm.sweep(self._new_job):
+            self._notify()
 
     def recover_after_restart(self) -> None:
         """A server outage is not every agent dying: give active leases a fresh TTL."""

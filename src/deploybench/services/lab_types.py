@@ -50,6 +50,9 @@ class JobView:
     failure_kind: str | None
     error: str | None
     run_id: str | None
+    priority: int = 0
+    max_runtime_s: float | None = None
+    purpose: str = "run"
 
 
 @dataclass(frozen=True)

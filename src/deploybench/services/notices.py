@@ -1,5 +1,6 @@
-"""Completion notices (REQ-00018): when a campaign ends, tell its owner by e-mail and/or a
-webhook. Failures to notify are logged, never fatal: the results are safe in the store."""
+"""Notices (REQ-00018): when a campaign ends, tell its owner; when a target goes bad or
+offline, tell the operators; broadcasts to every user. By e-mail and/or a webhook.
+Failures to notify are logged, never fatal: the results are safe in the store."""
 
 from __future__ import annotations
 
@@ -69,41 +70,69 @@ class CampaignNotice:
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Any message of the lab: to some e-mail addresses and webhooks."""
+
+    subject: str
+    text: str
+    payload: dict[str, Any]
+    emails: Sequence[str] = ()
+    webhooks: Sequence[str] = ()
+
+
+def campaign_notice(notice: CampaignNotice) -> Notice:
+    """A campaign's end, as a :class:`Notice` to its owner."""
+    return Notice(
+        subject=f"[deploybench] campaign {notice.campaign} {notice.outcome}",
+        text=notice.text(),
+        payload=notice.payload(),
+        emails=[notice.email] if notice.email else [],
+        webhooks=[notice.webhook] if notice.webhook else [],
+    )
+
+
 class Notifier:
-    """Sends :class:`CampaignNotice` by SMTP and webhook, as configured."""
+    """Sends notices by SMTP and webhook, as configured."""
 
     def __init__(self, settings: NoticeSettings) -> None:
         self.settings = settings
 
     def send(self, notice: CampaignNotice) -> list[str]:
-        """Deliver; returns the channels that worked (for logs and tests)."""
+        """Deliver a campaign notice; returns the channels that worked (for logs and tests)."""
+        return self.announce(campaign_notice(notice))
+
+    def announce(self, notice: Notice) -> list[str]:
+        """Deliver any notice: one mail per address, one POST per webhook (plus the lab's)."""
         done: list[str] = []
-        if self.settings.smtp_host and notice.email:
-            try:
-                self._mail(notice)
-                done.append("email")
-            except (OSError, smtplib.SMTPException) as exc:
-                log.warning("could not e-mail %s about %s: %s", notice.email, notice.campaign, exc)
-        for url in dict.fromkeys(u for u in (notice.webhook, self.settings.webhook_url) if u):
+        if self.settings.smtp_host:
+            for address in dict.fromkeys(notice.emails):
+                try:
+                    self._mail(notice, address)
+                    done.append("email")
+                except (OSError, smtplib.SMTPException) as exc:
+                    log.warning("could not e-mail %s (%s): %s", address, notice.subject, exc)
+        urls = [*notice.webhooks, self.settings.webhook_url]
+        for url in dict.fromkeys(u for u in urls if u):
             try:
                 response = httpx.post(
                     url,
-                    content=json.dumps(notice.payload()),
+                    content=json.dumps(notice.payload),
                     headers={"Content-Type": "application/json"},
                     timeout=self.settings.timeout,
                 )
                 response.raise_for_status()
                 done.append(f"webhook {url}")
             except httpx.HTTPError as exc:
-                log.warning("webhook %s failed for %s: %s", url, notice.campaign, exc)
+                log.warning("webhook %s failed (%s): %s", url, notice.subject, exc)
         return done
 
-    def _mail(self, notice: CampaignNotice) -> None:
+    def _mail(self, notice: Notice, address: str) -> None:
         message = EmailMessage()
         message["From"] = self.settings.smtp_from
-        message["To"] = notice.email
-        message["Subject"] = f"[deploybench] campaign {notice.campaign} {notice.outcome}"
-        message.set_content(notice.text())
+        message["To"] = address
+        message["Subject"] = notice.subject
+        message.set_content(notice.text)
         host, port = self.settings.smtp_host, self.settings.smtp_port
         assert host is not None
         with smtplib.SMTP(host, port, timeout=self.settings.timeout) as smtp:

@@ -4,7 +4,7 @@ This package imports nothing else of deploybench except its error types.
 """
 
 from deploybench.spec.environment import EnvironmentSpec
-from deploybench.spec.experiment import Experiment, TargetSpec, ToolchainSpec
+from deploybench.spec.experiment import Experiment, Placement, TargetSpec, ToolchainSpec
 from deploybench.spec.loading import format_validation_error, load_experiment, parse_experiment
 from deploybench.spec.measurement import PROFILE_DEFAULTS, MeasurementPlan, Profile
 from deploybench.spec.problem import DatasetRef, ModelRef, Problem, TaskKind
@@ -24,6 +24,7 @@ __all__ = [
     "Experiment",
     "MeasurementPlan",
     "ModelRef",
+    "Placement",
     "Problem",
     "Profile",
     "SemanticPreservationSpec",

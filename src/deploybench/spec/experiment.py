@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import Field, field_validator
@@ -45,12 +45,56 @@ class ToolchainSpec(SpecModel):
         return value
 
 
+AttributeValue = str | int | float | bool
+
+
+class Placement(SpecModel):
+    """Where a lab runs the experiment among the farm's targets of the plugin ``target.name``.
+
+    Ignored by a local ``deploybench run`` (there is one target: this host).
+    """
+
+    target: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.@-]+/[A-Za-z0-9_.-]+$",
+        description="One farm target by its full name, 'agent/plugin' (see `deploybench "
+        "targets`). Default: any target of the plugin that matches the selector.",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Tags every chosen target must have (its capabilities, `kind:<kind>`, and "
+        "tags operators add).",
+    )
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict,
+        description="Target description fields that must match, by dotted path into the "
+        "target's info, e.g. {cores: 8, 'extra.board': 'rpi5'}; a list field matches when it "
+        "contains the value (isa_features: avx2).",
+    )
+    mode: Literal["any", "each"] = Field(
+        default="any",
+        description="any: one run on the first matching target that is free; each: one run on "
+        "every matching target (fanned out at submission).",
+    )
+
+
 class TargetSpec(SpecModel):
     """An execution target by plugin name, with target-specific options."""
 
     name: str = Field(description="Target plugin name (see `deploybench plugins`).")
     config: dict[str, Any] = Field(
         default_factory=dict, description="Target options, validated by the target."
+    )
+    placement: Placement = Field(
+        default_factory=Placement, description="Lab only: which farm targets may run it."
+    )
+    max_runtime_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Lab only: wall-clock limit of one attempt on a target, in seconds. The "
+        "lab stops the run past it (failure kind 'timeout') and uses it to keep runs out of "
+        "other users' reservations. Default: the lab's default_max_runtime_s; required "
+        "while reservations are in force.",
     )
 
 
