@@ -333,6 +333,7 @@ def _holder_waiting(s: Snapshot, ps: PolicySettings, holder: str, t: TargetView)
     return any(
         r.user == holder
         and compatible(r, t)
+        and t.health == "good"
         and (r.not_before is None or r.not_before <= s.now)
         and (
             ps.hard_cap is None
@@ -384,6 +385,7 @@ def test_plan_is_work_conserving(s: Snapshot, ps: PolicySettings) -> None:
             if (
                 r.id not in assigned
                 and compatible(r, t)
+                and t.health == "good"
                 and (r.not_before is None or r.not_before <= s.now)
                 and not s.reservations
                 and ps.hard_cap is None

@@ -243,7 +243,7 @@ def eligible(
     )
 
 
-class _Planner:
+class Planner:
     """Eligibility and rank keys, computed once per snapshot.
 
     Same rules as :func:`eligible`, with the ledger summed once and compatibility computed
@@ -277,10 +277,20 @@ class _Planner:
             res = active_reservation(snapshot, t.name)
             if res is not None:
                 self.holds[t.name] = res.user
+        # Per-target checks are needed only where a cap or a reservation can bite.
+        self._simple = settings.hard_cap is None and not self.reservations
         self.options: dict[str, list[TargetView]] = {
-            run.id: [t for t in self.candidates(run) if self.eligible(run, t)]
-            for run in snapshot.queued
+            run.id: self._options(run) for run in snapshot.queued
         }
+        self._ranks: dict[str, RankKey] = {}
+
+    def _options(self, run: RunView) -> list[TargetView]:
+        candidates = self.candidates(run)
+        if not is_due(run, self.snapshot.now):
+            return []
+        if self._simple:
+            return candidates  # shared list: never mutated
+        return [t for t in candidates if self.eligible(run, t)]
 
     def candidates(self, run: RunView) -> list[TargetView]:
         """Free targets the run's placement and health allow (cached per signature)."""
@@ -334,55 +344,88 @@ class _Planner:
         return self.over(run.user, target.name, self.settings.soft_cap)
 
     def rank(self, run: RunView) -> RankKey:
+        cached = self._ranks.get(run.id)
+        if cached is not None:
+            return cached
         options = self.options[run.id]
-        holder = any(self.is_holder(run, t) for t in options)
-        soft = bool(options) and all(self.soft(run, t) for t in options)
+        holder = bool(self.holds) and any(self.is_holder(run, t) for t in options)
+        soft = (
+            self.settings.soft_cap is not None
+            and bool(options)
+            and all(self.soft(run, t) for t in options)
+        )
         fair = (
             0.0
             if self.settings.fifo
             else self.usage.get(run.user, 0.0) / self.settings.share(run.user)
         )
         first = -run.priority - (HEALTH_CHECK_PRIORITY if run.health_check else 0)
-        return (first, 0 if holder else 1, int(soft), fair, run.submitted_at, run.id)
+        key = (first, 0 if holder else 1, int(soft), fair, run.submitted_at, run.id)
+        self._ranks[run.id] = key
+        return key
 
     def ordered(self) -> list[RunView]:
         return sorted(self.snapshot.queued, key=self.rank)
 
-    def plan(self) -> list[Decision]:
+    def plan(
+        self, prefer: frozenset[str] = frozenset(), first_preferred: bool = False
+    ) -> list[Decision]:
+        """Walk runs in rank order; each takes its best free eligible target. ``prefer``
+        breaks the last tie (before the name) towards those targets; with
+        ``first_preferred`` the walk stops at the first decision on one of them (what an
+        agent's lease needs: the decisions before it are for other agents' targets)."""
         order = [r for r in self.ordered() if self.options[r.id]]
         taken: set[str] = set()
         decisions: list[Decision] = []
-        # Demand per target among runs still unplaced: the most constrained target is taken
-        # first, so a flexible run does not take the only board a pinned run can use.
-        demand: dict[str, int] = {}
+        # Demand per target among runs still unplaced, kept per placement signature: the
+        # most constrained target is taken first, so a flexible run does not take the
+        # only board a pinned run can use.
+        groups: dict[int, int] = {}
+        members: dict[str, list[int]] = {}
         for run in order:
-            for t in self.options[run.id]:
-                demand[t.name] = demand.get(t.name, 0) + 1
+            options = self.options[run.id]
+            key = id(options)
+            if key not in groups:
+                groups[key] = 0
+                for t in options:
+                    members.setdefault(t.name, []).append(key)
+            groups[key] += 1
         for run in order:
-            for t in self.options[run.id]:
-                demand[t.name] -= 1
+            options = self.options[run.id]
+            groups[id(options)] -= 1
             if len(taken) == len(self.free):
                 break
-            options = [t for t in self.options[run.id] if t.name not in taken]
-            if not options:
+            free = [t for t in options if t.name not in taken]
+            if not free:
                 continue
+            holder = bool(self.holds)
+            soft = self.settings.soft_cap is not None
             best = min(
-                options,
+                free,
                 key=lambda t: (
-                    0 if self.is_holder(run, t) else 1,
-                    int(self.soft(run, t)),
-                    demand[t.name],
+                    0 if holder and self.is_holder(run, t) else 1,
+                    int(soft and self.soft(run, t)),
+                    sum(groups[k] for k in members[t.name]),
+                    0 if t.name in prefer else 1,
                     t.name,
                 ),
             )
             taken.add(best.name)
             decisions.append(Decision(run.id, best.name))
+            if first_preferred and best.name in prefer:
+                break
         return decisions
 
 
-def plan(snapshot: Snapshot, settings: PolicySettings | None = None) -> list[Decision]:
-    """Assign queued runs to free eligible targets; each run and target at most once."""
-    return _Planner(snapshot, settings or PolicySettings()).plan()
+def plan(
+    snapshot: Snapshot,
+    settings: PolicySettings | None = None,
+    prefer: frozenset[str] = frozenset(),
+    first_preferred: bool = False,
+) -> list[Decision]:
+    """Assign queued runs to free eligible targets; each run and target at most once (see
+    :meth:`Planner.plan` for ``prefer`` and ``first_preferred``)."""
+    return Planner(snapshot, settings or PolicySettings()).plan(prefer, first_preferred)
 
 
 def _clock(when: datetime, now: datetime) -> str:
@@ -396,7 +439,7 @@ def explain(snapshot: Snapshot, settings: PolicySettings | None, run_id: str) ->
     run = next((r for r in snapshot.queued if r.id == run_id), None)
     if run is None:
         return f"run {run_id} is not queued"
-    planner = _Planner(snapshot, settings)
+    planner = Planner(snapshot, settings)
     for decision in planner.plan():
         if decision.run_id == run_id:
             return f"starts now on {decision.target}"

@@ -25,12 +25,25 @@ from deploybench.store.lab_models import JobRow, TargetRow, UsageRow, UserRow
 def open_usage(session: Session, job: JobRow, phase: str, now: datetime) -> None:
     """Start charging ``job``'s user for its target in ``phase``."""
     assert job.target_id is not None
+    open_usage_of(session, job.id, job.user_id, job.target_id, job.campaign, phase, now)
+
+
+def open_usage_of(
+    session: Session,
+    job_id: str,
+    user_id: int,
+    target_id: int,
+    campaign: str,
+    phase: str,
+    now: datetime,
+) -> None:
+    """:func:`open_usage` from the job's columns (a dispatch pass has no ORM row)."""
     session.add(
         UsageRow(
-            job_id=job.id,
-            user_id=job.user_id,
-            target_id=job.target_id,
-            campaign=job.campaign,
+            job_id=job_id,
+            user_id=user_id,
+            target_id=target_id,
+            campaign=campaign,
             phase=phase,
             started_at=now,
         )
@@ -156,7 +169,7 @@ class Accounting:
 
         policy: PolicySettings = self.settings.policy_settings()
         users = dict(session.execute(select(UserRow.id, UserRow.name)).all())
-        targets = {t.name: t for t in session.scalars(select(TargetRow))}
+        targets = dict(session.execute(select(TargetRow.name, TargetRow.id)).all())
         entries = usage_entries(session, now, policy.window_s, users, targets)
         used: dict[str, float] = defaultdict(float)
         per_target: dict[tuple[str, str], float] = defaultdict(float)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,7 @@ from deploybench.services.auth import ForbiddenError, Principal, Role
 from deploybench.services.farm import FarmControl
 from deploybench.services.lab_dispatch import (
     HEALTH_PURPOSE,
+    QueuedJob,
     canonical_placement,
     farm_state,
     placement_matches,
@@ -370,8 +371,9 @@ class LabService:
     ) -> Assignment | None:
         """Give the agent the next job for one of its free targets, or None.
 
-        The pass plans over the whole farm (so a run meant for another agent's idle target
-        is not taken here) and applies the first decision for a target this agent offered.
+        A job a dispatch pass already assigned to one of those targets is handed over;
+        otherwise this call runs a pass (:meth:`dispatch`), which plans over the whole farm
+        and assigns work to every free target at once, this agent's included.
         """
         now = _now()
         with self._sessions.begin() as session:
@@ -384,20 +386,72 @@ class LabService:
             if agent_row.state != "online":
                 agent_row.state = "online"
                 self._event(session, None, "agent", f"agent {agent} is back online")
+            mine = dict(
+                session.execute(
+                    select(TargetRow.id, TargetRow.name).where(
+                        TargetRow.agent_id == agent_row.id, TargetRow.name.in_(list(free_targets))
+                    )
+                ).all()
+            )
+            if not mine:
+                return None
+            found = self._pick_up(session, mine, now)
+        if found is not None:
+            return found
+        if self.dispatch(agent_row.id, set(mine.values())) == 0:
+            return None
+        with self._sessions.begin() as session:
+            return self._pick_up(session, mine, _now())
+
+    def _pick_up(
+        self, session: Session, targets: dict[int, str], now: datetime
+    ) -> Assignment | None:
+        """Hand over a job a pass assigned to one of ``targets`` (phase ``assigned`` until
+        an agent takes it; ``leased`` after)."""
+        job = session.scalar(
+            select(JobRow)
+            .where(
+                JobRow.state == "assigned",
+                JobRow.phase == "assigned",
+                JobRow.target_id.in_(list(targets)),
+            )
+            .order_by(JobRow.started_at, JobRow.id)
+            .limit(1)
+        )
+        if job is None or job.target_id is None:
+            return None
+        job.phase = "leased"
+        job.lease_expires_at = now + timedelta(seconds=self.lease_ttl)
+        self._event(
+            session,
+            job,
+            "leased",
+            f"attempt {job.attempt} leased by the agent of {targets[job.target_id]}",
+            epoch=job.lease_epoch,
+        )
+        return Assignment(
+            job.id,
+            job.attempt,
+            job.lease_epoch,
+            targets[job.target_id],
+            job.definition,
+            job.inputs,
+            self.lease_ttl,
+        )
+
+    def dispatch(self, asking_agent: int | None = None, offered: set[str] | None = None) -> int:
+        """One scheduling pass: plan over the farm and assign a queued job to every free
+        eligible target, in one transaction. Returns how many were assigned.
+
+        Free: enabled, healthy (or unknown, for a health check), no active job, agent
+        online and not busy (an agent polls only while idle, so the other targets of a busy
+        agent are not free). ``asking_agent``'s targets are free only if ``offered``.
+        """
+        now = _now()
+        assigned = 0
+        with self._sessions.begin() as session:
             if self.farm.paused(session) is not None:
-                return None
-            mine = {
-                t.name: t
-                for t in session.scalars(
-                    select(TargetRow).where(TargetRow.agent_id == agent_row.id)
-                )
-            }
-            offered = set(free_targets) & set(mine)
-            if not offered:
-                return None
-            # An agent polls only while idle (one job at a time): the other targets of a busy
-            # agent are not free for this pass, or runs planned there would wait while this
-            # agent's target idles. The agent asking knows its own limit.
+                return 0
             busy_agents = set(
                 session.scalars(
                     select(TargetRow.agent_id)
@@ -405,25 +459,35 @@ class LabService:
                     .where(JobRow.state.in_(ACTIVE_STATES))
                 )
             )
-            busy_agents.discard(agent_row.id)
-            not_free = [name for name in mine if name not in offered]
-            not_free += session.scalars(
-                select(TargetRow.name).where(TargetRow.agent_id.in_(busy_agents))
+            if asking_agent is not None:
+                busy_agents.discard(asking_agent)  # the agent asking knows its own limit
+            not_free = list(
+                session.scalars(select(TargetRow.name).where(TargetRow.agent_id.in_(busy_agents)))
             )
+            if asking_agent is not None:
+                not_free += [
+                    name
+                    for name in session.scalars(
+                        select(TargetRow.name).where(TargetRow.agent_id == asking_agent)
+                    )
+                    if name not in (offered or set())
+                ]
             state = farm_state(session, now, self.scheduling, heads="free", not_free=not_free)
-            for decision in plan(state.snapshot, self.scheduling.policy_settings()):
-                if decision.target not in offered:
-                    continue
-                assignment = self._assign(
-                    session, state.jobs[decision.run_id], mine[decision.target], now
-                )
-                if assignment is not None:
-                    return assignment
-        return None
+            decisions = plan(
+                state.snapshot, self.scheduling.policy_settings(), prefer=frozenset(offered or ())
+            )
+            for decision in decisions:
+                job = state.jobs[decision.run_id]
+                target_id = state.target_ids[decision.target]
+                if self._assign(session, job, target_id, decision.target, now):
+                    assigned += 1
+        if assigned:
+            self._notify()  # wake the agents whose targets got work
+        return assigned
 
     def _assign(
-        self, session: Session, job: JobRow, target: TargetRow, now: datetime
-    ) -> Assignment | None:
+        self, session: Session, job: QueuedJob, target_id: int, target: str, now: datetime
+    ) -> bool:
         try:
             with session.begin_nested():
                 changed = session.execute(
@@ -431,7 +495,7 @@ class LabService:
                     .where(JobRow.id == job.id, JobRow.state == "queued")
                     .values(
                         state="assigned",
-                        target_id=target.id,
+                        target_id=target_id,
                         lease_epoch=JobRow.lease_epoch + 1,
                         lease_expires_at=now + timedelta(seconds=self.lease_ttl),
                         started_at=now,
@@ -439,27 +503,23 @@ class LabService:
                     )
                 ).rowcount  # type: ignore[attr-defined]
         except IntegrityError:  # the target got an active job meanwhile
-            return None
+            return False
         if not changed:
-            return None
-        session.refresh(job)
-        accounting.open_usage(session, job, "assigned", now)
-        self._event(
-            session,
-            job,
-            "assigned",
-            f"attempt {job.attempt} assigned to {target.name}",
-            epoch=job.lease_epoch,
+            return False
+        accounting.open_usage_of(
+            session, job.id, job.user_id, target_id, job.campaign, "assigned", now
         )
-        return Assignment(
-            job.id,
-            job.attempt,
-            job.lease_epoch,
-            target.name,
-            job.definition,
-            job.inputs,
-            self.lease_ttl,
+        session.add(
+            EventRow(
+                ts=now,
+                job_id=job.id,
+                user_id=job.user_id,
+                kind="assigned",
+                message=f"assigned to {target}",
+                payload={},
+            )
         )
+        return True
 
     def _fenced(
         self, session: Session, job_id: str, epoch: int, caller: Principal | None = None
@@ -746,6 +806,54 @@ class LabService:
                     count += 1
         self._notify()
         return count
+
+    def set_priority(self, principal: Principal, ident: str, priority: int) -> int:
+        """Operators: set the priority of a queued or held job or campaign (higher first)."""
+        if not principal.sees_everything:
+            raise ForbiddenError("setting a priority needs the role operator or admin")
+        with self._sessions.begin() as session:
+            count = 0
+            for job in self._selected(session, principal, ident):
+                if job.state in ("queued", "held"):
+                    job.priority = priority
+                    self._event(
+                        session, job, "priority", f"priority {priority} set by {principal.name}"
+                    )
+                    count += 1
+        self._notify()
+        return count
+
+    def start_now(self, principal: Principal, ident: str) -> int:
+        """Operators: put a job or campaign ahead of every other queued run (held ones are
+        resumed); it starts on the next free compatible target."""
+        if not principal.sees_everything:
+            raise ForbiddenError("starting a job ahead of the queue needs the role operator")
+        with self._sessions.begin() as session:
+            top = session.scalar(select(func.max(JobRow.priority)).where(JobRow.state == "queued"))
+            priority = max(int(top or 0), 0) + 1
+            count = 0
+            for job in self._selected(session, principal, ident):
+                if job.state not in ("queued", "held"):
+                    continue
+                if job.state == "held":
+                    job.state, job.cancel, job.ended_at = "queued", None, None
+                    job.failure_kind = job.error = None
+                job.priority, job.not_before = priority, None
+                self._event(
+                    session, job, "priority", f"started ahead of the queue by {principal.name}"
+                )
+                count += 1
+        self._notify()
+        return count
+
+    def queue_view(self, principal: Principal) -> dict[str, Any]:
+        """The farm's queue and running work, with each queued run's position, why it waits
+        and when it should start (estimated from history); users see their own runs in
+        full and others' as counts."""
+        from deploybench.services.queue_view import build_queue_view
+
+        with self._sessions() as session:
+            return build_queue_view(session, _now(), self.scheduling, principal, self.farm)
 
     def _control(self, principal: Principal, ident: str, action: str) -> int:
         now = _now()

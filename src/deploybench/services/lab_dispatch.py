@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -112,13 +112,42 @@ def agent_online(agent: AgentRow, now: datetime, settings: SchedulingSettings) -
     return last is not None and now - last <= timedelta(seconds=settings.offline_after_s)
 
 
+class QueuedJob(Protocol):
+    """The columns of a queued job a pass reads (never the definition: it can be large)."""
+
+    id: str
+    name: str
+    user_id: int
+    submitted_at: datetime
+    max_runtime_s: float
+    priority: int
+    placement: str
+    not_before: datetime | None
+    purpose: str
+    campaign: str
+
+
+_QUEUED_COLUMNS = (
+    JobRow.id,
+    JobRow.name,
+    JobRow.user_id,
+    JobRow.submitted_at,
+    JobRow.max_runtime_s,
+    JobRow.priority,
+    JobRow.placement,
+    JobRow.not_before,
+    JobRow.purpose,
+    JobRow.campaign,
+)
+
+
 @dataclass
 class FarmState:
     """A snapshot plus the rows it was built from (to apply decisions and explain them)."""
 
     snapshot: Snapshot
-    targets: dict[str, TargetRow]
-    jobs: dict[str, JobRow]
+    target_ids: dict[str, int]
+    jobs: dict[str, QueuedJob]
     users: dict[int, str]
 
 
@@ -126,27 +155,40 @@ def _users(session: Session) -> dict[int, str]:
     return dict(session.execute(select(UserRow.id, UserRow.name)).all())
 
 
-def _target_views(
-    session: Session, now: datetime, busy_names: set[str] | None = None
-) -> tuple[list[TargetView], dict[str, TargetRow]]:
+def _target_views(session: Session, now: datetime) -> tuple[list[TargetView], dict[str, int]]:
+    """The policy's view of every target (only the columns it needs: a pass must not decode
+    every target's description)."""
     views: list[TargetView] = []
-    rows: dict[str, TargetRow] = {}
-    for target, agent in session.execute(select(TargetRow, AgentRow).join(AgentRow)):
-        rows[target.name] = target
+    ids: dict[str, int] = {}
+    rows = session.execute(
+        select(
+            TargetRow.id,
+            TargetRow.name,
+            TargetRow.plugin,
+            TargetRow.tags,
+            TargetRow.enabled,
+            TargetRow.health,
+            AgentRow.state,
+        ).join(AgentRow)
+    )
+    for target_id, name, plugin, tags, enabled, health, agent_state in rows:
+        ids[name] = target_id
+        if health not in ("retired", "maintenance") and agent_state != "online":
+            health = "offline"
         views.append(
             TargetView(
-                id=str(target.id),
-                name=target.name,
-                plugin=target.plugin,
-                tags=frozenset(target.tags),
-                enabled=target.enabled,
-                health=effective_health(target, agent, now),
+                id=str(target_id),
+                name=name,
+                plugin=plugin,
+                tags=frozenset(tags),
+                enabled=enabled,
+                health=health,
             )
         )
-    return views, rows
+    return views, ids
 
 
-def run_view(job: JobRow, users: Mapping[int, str], allowed: frozenset[str] | None) -> RunView:
+def run_view(job: QueuedJob, users: Mapping[int, str], allowed: frozenset[str] | None) -> RunView:
     """The policy's view of a queued job."""
     placement = json.loads(job.placement)
     return RunView(
@@ -163,18 +205,21 @@ def run_view(job: JobRow, users: Mapping[int, str], allowed: frozenset[str] | No
     )
 
 
-def allowed_targets(placement: str, targets: Mapping[str, TargetRow]) -> frozenset[str] | None:
+def allowed_targets(placement: str, session: Session) -> frozenset[str] | None:
     """Target names an exact-target or attribute placement allows (None: tags/plugin suffice)."""
     data = json.loads(placement)
     if not data.get("target") and not data.get("attributes"):
         return None
-    return frozenset(name for name, row in targets.items() if placement_matches(data, row))
+    query = select(TargetRow)
+    if data.get("target"):
+        query = query.where(TargetRow.name == data["target"])
+    return frozenset(row.name for row in session.scalars(query) if placement_matches(data, row))
 
 
 def _reservations(
-    session: Session, now: datetime, users: Mapping[int, str], targets: Mapping[str, TargetRow]
+    session: Session, now: datetime, users: Mapping[int, str], targets: Mapping[str, int]
 ) -> list[Reservation]:
-    names = {row.id: name for name, row in targets.items()}
+    names = {target_id: name for name, target_id in targets.items()}
     query = select(ReservationRow).where(
         ReservationRow.ends_at > now, ReservationRow.canceled_at.is_(None)
     )
@@ -196,13 +241,13 @@ def usage_entries(
     now: datetime,
     window_s: float,
     users: Mapping[int, str],
-    targets: Mapping[str, TargetRow],
+    targets: Mapping[str, int],
 ) -> list[UsageEntry]:
     """The window's ledger: closed rows inside it summed in SQL per (user, target), each sum
     given as one entry ending now (same seconds in the window); rows that straddle its start
     and open rows as they are."""
     lo = now - timedelta(seconds=window_s)
-    names = {row.id: name for name, row in targets.items()}
+    names = {target_id: name for name, target_id in targets.items()}
     entries: list[UsageEntry] = []
     sums = session.execute(
         select(UsageRow.user_id, UsageRow.target_id, func.sum(UsageRow.seconds))
@@ -219,16 +264,18 @@ def usage_entries(
                     now,
                 )
             )
-    partial = select(UsageRow).where(
+    partial = select(
+        UsageRow.user_id, UsageRow.target_id, UsageRow.started_at, UsageRow.ended_at
+    ).where(
         or_(UsageRow.ended_at.is_(None), and_(UsageRow.started_at < lo, UsageRow.ended_at > lo))
     )
-    for row in session.scalars(partial):
+    for user_id, target_id, started_at, ended_at in session.execute(partial):
         entries.append(
             UsageEntry(
-                users.get(row.user_id, "?"),
-                names.get(row.target_id, "?"),
-                utc(row.started_at),  # type: ignore[arg-type]
-                utc(row.ended_at),
+                users.get(user_id, "?"),
+                names.get(target_id, "?"),
+                utc(started_at),  # type: ignore[arg-type]
+                utc(ended_at),
             )
         )
     return entries
@@ -246,7 +293,7 @@ def farm_state(
     as many as there are free targets; None: the whole queue, for the queue view).
     ``not_free``: targets to treat as busy (an agent's targets it did not offer)."""
     users = _users(session)
-    views, rows = _target_views(session, now)
+    views, ids = _target_views(session, now)
     running = {
         name: job_id
         for name, job_id in session.execute(
@@ -260,10 +307,10 @@ def farm_state(
     if heads == "free":
         probe = Snapshot(targets=views, queued=(), now=now, running=running)
         heads = sum(1 for view in views if target_eligible(probe, view))
-    queued = select(JobRow).where(JobRow.state == "queued")
-    jobs: list[JobRow] = []
+    queued = select(*_QUEUED_COLUMNS).where(JobRow.state == "queued")
+    jobs: list[Any] = []
     if heads is None:
-        jobs = list(session.scalars(queued.order_by(JobRow.submitted_at, JobRow.id)))
+        jobs = list(session.execute(queued.order_by(JobRow.submitted_at, JobRow.id)))
     elif heads > 0:
         groups = session.execute(
             select(JobRow.user_id, JobRow.priority, JobRow.placement)
@@ -272,7 +319,7 @@ def farm_state(
         )
         due = or_(JobRow.not_before.is_(None), JobRow.not_before <= now)
         for user_id, priority, placement in list(groups):
-            jobs += session.scalars(
+            jobs += session.execute(
                 queued.where(
                     JobRow.user_id == user_id,
                     JobRow.priority == priority,
@@ -286,14 +333,14 @@ def farm_state(
     runs: list[RunView] = []
     for job in jobs:
         if job.placement not in allowed_cache:
-            allowed_cache[job.placement] = allowed_targets(job.placement, rows)
+            allowed_cache[job.placement] = allowed_targets(job.placement, session)
         runs.append(run_view(job, users, allowed_cache[job.placement]))
     snapshot = Snapshot(
         targets=views,
         queued=runs,
         now=now,
         running=running,
-        reservations=_reservations(session, now, users, rows),
-        usage=usage_entries(session, now, settings.window_hours * 3600.0, users, rows),
+        reservations=_reservations(session, now, users, ids),
+        usage=usage_entries(session, now, settings.window_hours * 3600.0, users, ids),
     )
-    return FarmState(snapshot, rows, {job.id: job for job in jobs}, users)
+    return FarmState(snapshot, ids, {job.id: job for job in jobs}, users)
