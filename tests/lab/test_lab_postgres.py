@@ -90,3 +90,31 @@ def test_two_servers_on_one_database_lease_one_job_per_target(
     # The second server fences the first one's agent like its own.
     assert second.heartbeat(agent, ids[0], won[0].epoch + 1).status_code == 409
     assert second.heartbeat(agent, ids[0], won[0].epoch).status_code == 200
+
+
+def test_one_replica_leads_the_sweeper_and_another_takes_over(postgres_url: str) -> None:
+    from deploybench.server.leader import Leadership
+    from deploybench.store.database import make_engine
+
+    first, second = make_engine(postgres_url), make_engine(postgres_url)
+    try:
+        a, b = Leadership(first), Leadership(second)
+        assert a.is_leader()
+        assert a.is_leader()  # still held, same connection
+        assert not b.is_leader()
+        a.release()
+        assert b.is_leader()
+        assert not a.is_leader()
+        b.release()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_sqlite_always_leads(tmp_path: Path) -> None:
+    from deploybench.server.leader import Leadership
+    from deploybench.store.database import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'lab.db'}")
+    assert Leadership(engine).is_leader()
+    engine.dispose()

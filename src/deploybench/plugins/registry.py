@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,8 +50,15 @@ class PluginStatus:
 _OVERRIDES: dict[tuple[PluginKind, str], Any] = {}
 
 
+@functools.lru_cache(maxsize=32)
+def _group(group: str, path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    # Scanning every installed distribution's metadata takes milliseconds; a lab validates
+    # thousands of submissions. Keyed by sys.path, so a newly added path is seen.
+    return tuple(entry_points(group=group))
+
+
 def _entry_points(kind: PluginKind) -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=kind.group)}
+    return {ep.name: ep for ep in _group(kind.group, tuple(sys.path))}
 
 
 def known_names(kind: PluginKind) -> list[str]:

@@ -29,7 +29,7 @@ from deploybench.scheduler.fairshare import plan
 from deploybench.scheduler.settings import SchedulingSettings
 from deploybench.services import accounting
 from deploybench.services.auth import ForbiddenError, Principal, Role
-from deploybench.services.farm import FarmControl
+from deploybench.services.farm import FarmControl, target_json
 from deploybench.services.lab_dispatch import (
     HEALTH_PURPOSE,
     QueuedJob,
@@ -337,7 +337,10 @@ class LabService:
                         plugin=info["name"],
                         agent_id=agent.id,
                         info=dict(info),
-                        tags=list(info.get("capabilities", [])),
+                        # Capabilities and kind; operators add their own later.
+                        tags=sorted(
+                            {*info.get("capabilities", []), f"kind:{info.get('kind', '?')}"}
+                        ),
                         enabled=True,
                         health="good",
                         created_at=now,
@@ -355,12 +358,9 @@ class LabService:
             rows = session.execute(select(TargetRow, AgentRow).join(AgentRow)).all()
             return [
                 {
-                    "name": target.name,
-                    "plugin": target.plugin,
+                    **target_json(target),
                     "agent": agent.name,
                     "agent_state": agent.state,
-                    "enabled": target.enabled,
-                    "health": target.health,
                     "info": target.info,
                 }
                 for target, agent in rows
@@ -741,6 +741,14 @@ class LabService:
                     state = "held" if job.cancel == "suspend" else "aborted"
                     self._close(session, job, state, now, "canceled", "agent lost")
                     job.target_id = None
+                    continue
+                if job.phase == "assigned":
+                    # Assigned by a pass but never taken: nothing ran, so no attempt is
+                    # spent and the target is not suspect; the agent is (offline sweep).
+                    accounting.close_usage(session, job.id, now)
+                    job.state, job.target_id, job.phase = "queued", None, None
+                    job.lease_expires_at = None
+                    self._event(session, job, "queued", "not picked up by its agent; re-queued")
                     continue
                 self._retry_or_fail(
                     session,
