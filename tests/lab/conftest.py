@@ -344,13 +344,14 @@ class Lab:
     def heal(self, agent: Agent, folder: Path) -> None:
         """Pass the health check a suspect target now needs, through the real path: the
         sweeper queues it, the agent leases it first, and a succeeded record makes it good."""
-        if self.settings.sweep_interval > 1:
-            self.services.lab.sweep()  # no sweeper running: one pass by hand
         deadline = time.monotonic() + 20
-        check = self.lease(agent)
+        check = None
         while check is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            check = self.lease(agent)
+            if self.settings.sweep_interval > 1:
+                self.services.lab.sweep()  # no sweeper running: passes by hand
+            check = self.lease(agent)  # (a poll also brings an offline agent back)
+            if check is None:
+                time.sleep(0.05)
         assert check is not None and check["definition"]["name"] == "health-check", check
         where = folder / f"heal-{uuid.uuid4().hex[:8]}"
         where.mkdir(parents=True)

@@ -697,17 +697,16 @@ class LabService:
         self, session: Session, job: JobRow, kind: str, message: str, now: datetime
     ) -> None:
         accounting.close_usage(session, job.id, now)
-        if job.target_id is not None and kind in SUSPECT_FAILURES:
-            target = session.get(TargetRow, job.target_id)
-            if target is not None:
-                if job.purpose == HEALTH_PURPOSE:
-                    self.farm.health_result(session, job, False, now, f"{kind}: {message}")
-                else:
-                    self.farm.suspect(session, target, f"{job.id} failed ({kind}: {message})")
         if job.purpose == HEALTH_PURPOSE:
+            # Whatever went wrong, the check did not pass: the target is bad.
+            self.farm.health_result(session, job, False, now, f"{kind}: {message}")
             self._close(session, job, "failed", now, kind, message)
             job.target_id = None
             return
+        if job.target_id is not None and kind in SUSPECT_FAILURES:
+            target = session.get(TargetRow, job.target_id)
+            if target is not None:
+                self.farm.suspect(session, target, f"{job.id} failed ({kind}: {message})")
         if kind in RETRIED_FAILURES and job.attempt < job.max_attempts:
             delay = self.retry_backoff * 2 ** (job.attempt - 1)
             self._event(
