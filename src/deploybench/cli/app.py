@@ -13,6 +13,7 @@ from rich.table import Table
 
 from deploybench import __version__
 from deploybench.cli.common import EXIT_RUN_FAILED, err, fail, out
+from deploybench.cli.farm import farm_app, reservations_app, scheduler_app, targets_app
 from deploybench.cli.lab import lab_app, user_app
 from deploybench.cli.runs import runs_app
 from deploybench.errors import DeploybenchError
@@ -34,6 +35,10 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(lab_app)
 app.add_typer(user_app, name="user")
+app.add_typer(farm_app)
+app.add_typer(reservations_app, name="reservations")
+app.add_typer(targets_app, name="targets")
+app.add_typer(scheduler_app, name="scheduler")
 
 
 @app.callback(invoke_without_command=True)

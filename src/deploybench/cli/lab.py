@@ -15,6 +15,7 @@ from deploybench.cli.common import EXIT_RUN_FAILED, err, fail
 from deploybench.errors import DeploybenchError, UserError
 
 if TYPE_CHECKING:
+    from deploybench.client import Client
     from deploybench.server.settings import ServerSettings
 
 lab_app = typer.Typer(add_completion=False)
@@ -278,7 +279,26 @@ def status(
             jobs = [client.job(campaign)]
     except DeploybenchError as exc:
         raise fail(exc) from None
+    _print_notices(client)
     _print_jobs(jobs)
+
+
+def _print_notices(client: Client) -> None:
+    """Operators' broadcasts and a paused scheduler, above the jobs (skipped quietly when the
+    server is older and has neither)."""
+    from deploybench.cli.common import out
+    from deploybench.cli.render_farm import paused_banner, print_broadcasts
+
+    console = out()
+    try:
+        paused = client.scheduler().get("paused")
+        broadcasts = client.broadcasts()
+    except DeploybenchError:
+        return
+    banner = paused_banner(paused)
+    if banner is not None:
+        console.print(banner)
+    print_broadcasts(broadcasts, console)
 
 
 @lab_app.command()

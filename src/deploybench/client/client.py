@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from deploybench.client.agent_api import AgentApi
+from deploybench.client.farm import FarmApi
 from deploybench.client.inputs import Experiments, collect_experiments, server_definition
 from deploybench.client.sse import parse_sse
 from deploybench.client.waiting import FINAL_STATES, wait_for_jobs
@@ -23,12 +24,14 @@ class Submission:
     jobs: list[str]
 
 
-class Client(AgentApi):
+class Client(AgentApi, FarmApi):
     """Talk to a lab server: ``Client("http://lab:8000", token)``.
 
     Every method raises deploybench errors carrying the server's message: ``AuthError`` (401),
     ``ForbiddenError`` (403), ``NotFoundError`` (404), ``FenceError`` (409), ``SpecError``
     (422), ``UserError`` (400, 413), ``ServerUnreachableError`` when the server cannot be reached.
+    Farm operations (queue, scheduler, broadcasts, targets, reservations, usage, priorities)
+    come from :class:`~deploybench.client.farm.FarmApi`.
     """
 
     # -- account ------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from sqlalchemy.orm import sessionmaker
 
 from deploybench import __version__
 from deploybench.errors import DeploybenchError, SpecError, UserError
-from deploybench.server import routes_admin, routes_agents, routes_jobs
+from deploybench.server import routes_admin, routes_agents, routes_farm, routes_jobs
 from deploybench.server.deps import Services
+from deploybench.server.leader import Leadership
 from deploybench.server.settings import ServerSettings
 from deploybench.server.wakeup import Wakeup
 from deploybench.services.auth import AuthError, AuthService, ForbiddenError, Role
@@ -92,11 +93,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         svc: Services = app.state.services
         await run_in_threadpool(svc.lab.recover_after_restart)
 
+        leader = Leadership(svc.store.engine)
+
         async def sweep() -> None:
             while True:
                 await asyncio.sleep(settings.sweep_interval)
                 try:
-                    await run_in_threadpool(svc.lab.sweep)
+                    if await run_in_threadpool(leader.is_leader):
+                        await run_in_threadpool(svc.lab.sweep)
                 except Exception:  # the sweeper must outlive a failing pass
                     log.exception("sweep failed")
 
@@ -107,6 +111,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            leader.release()
             svc.store.close()
 
     app = FastAPI(
@@ -119,6 +124,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.services = build_services(settings, wakeup)
     for cls, _ in _STATUS:
         app.add_exception_handler(cls, _error_response)
-    for router in (routes_jobs.router, routes_admin.router, routes_agents.router):
+    for router in (
+        routes_jobs.router,
+        routes_admin.router,
+        routes_agents.router,
+        routes_farm.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     return app

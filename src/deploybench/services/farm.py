@@ -336,7 +336,7 @@ class FarmControl:
                 if target.health == "retired":
                     raise UserError(f"target {name} is retired; un-retire it first")
                 target.maintenance_until = until
-                end = f" until {until.isoformat()}" if until else ""
+                end = f" until {until.strftime('%Y-%m-%d %H:%M UTC')}" if until else ""
                 self._set_health(session, target, "maintenance", (message or "maintenance") + end)
             elif maintenance is False and target.health == "maintenance":
                 target.maintenance_until = None

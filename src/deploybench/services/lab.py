@@ -834,7 +834,9 @@ class LabService:
         """Operators: put a job or campaign ahead of every other queued run (held ones are
         resumed); it starts on the next free compatible target."""
         if not principal.sees_everything:
-            raise ForbiddenError("starting a job ahead of the queue needs the role operator")
+            raise ForbiddenError(
+                "starting a job ahead of the queue needs the role operator or admin"
+            )
         with self._sessions.begin() as session:
             top = session.scalar(select(func.max(JobRow.priority)).where(JobRow.state == "queued"))
             priority = max(int(top or 0), 0) + 1

@@ -169,11 +169,15 @@ def build_queue_view(
     )
     free_at: dict[str, datetime] = {t.name: now for t in snapshot.targets}
     running: list[dict[str, Any]] = []
+    hidden: set[str] = set()
     for active, target in running_rows:
         started = utc(active.started_at) or now
         seconds, basis = estimator.duration(target, active.max_runtime_s)
         end = max(now, started + timedelta(seconds=seconds))
         free_at[target] = end
+        if not principal.sees_everything and active.user_id != principal.user_id:
+            hidden.add(active.id)  # others' work shows as busy time, not as names
+            continue
         running.append(
             {
                 "id": active.id,
@@ -265,7 +269,11 @@ def build_queue_view(
                 "health_reason": row.health_reason,
                 "enabled": view.enabled,
                 "agent_state": agents[row.agent_id].state if row.agent_id in agents else "?",
-                "running": snapshot.running.get(view.name),
+                "running": (
+                    "(another user's run)"
+                    if snapshot.running.get(view.name) in hidden
+                    else snapshot.running.get(view.name)
+                ),
                 "tags": sorted(view.tags),
                 "maintenance_until": until.isoformat() if until else None,
                 "reserved_by": (

@@ -4,8 +4,9 @@ has nothing waiting, if ``lend_idle``); outside it, a run whose ``max_runtime_s`
 into it does not start. The policy enforces both; this module keeps the windows valid.
 
 Limits (:class:`~deploybench.scheduler.settings.SchedulingSettings`): the longest window, and
-reserved target-hours per user over any 7 days around the new window. Overlaps with another
-user's window on the same target are refused, naming it.
+reserved target-hours per user in the week (Monday 00:00 UTC on) a window starts in. An overlap
+with another window on the same target is refused, naming its holder. Cancelling a window
+that has started ends it now: the hours used still count.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Reservations:
         ]
         if target is None and not tags:
             raise UserError("say what to reserve: a target name, or tags (a selector)")
+        if target is not None and all(t.name != target for t in rows):
+            known = ", ".join(t.name for t in rows) or "none"
+            raise NotFoundError(f"no target '{target}'; targets: {known}")
         chosen = [
             t for t in rows if (target is None or t.name == target) and set(tags) <= set(t.tags)
         ]
@@ -122,8 +126,10 @@ class Reservations:
                 )
                 if clash is not None:
                     owner = session.get(UserRow, clash.user_id)
+                    holder = "you" if clash.user_id == principal.user_id else None
                     raise UserError(
-                        f"{t.name} is already reserved by {owner.name if owner else '?'} from "
+                        f"{t.name} is already reserved by "
+                        f"{holder or (owner.name if owner else '?')} from "
                         f"{_clock(utc(clash.starts_at))} to {_clock(utc(clash.ends_at))} "  # type: ignore[arg-type]
                         f"(reservation {clash.id}); pick another window or target "
                         "(`deploybench reservations list`)"
@@ -210,11 +216,17 @@ class Reservations:
         """Cancel a reservation (its holder, or an operator)."""
         with self._sessions.begin() as session:
             row = session.get(ReservationRow, reservation_id)
+            now = _now()
             if row is None or row.canceled_at is not None:
                 raise NotFoundError(f"no active reservation {reservation_id}")
             if row.user_id != principal.user_id and not principal.sees_everything:
                 raise ForbiddenError(f"reservation {reservation_id} belongs to another user")
-            row.canceled_at = _now()
+            if utc(row.ends_at) <= now:  # type: ignore[operator]
+                raise UserError(f"reservation {reservation_id} has already ended")
+            if utc(row.starts_at) <= now:  # type: ignore[operator]
+                row.ends_at = now  # started: end it now, the hours used still count
+            else:
+                row.canceled_at = now
             self._event(
                 session, None, "reservation", f"reservation {row.id} canceled by {principal.name}"
             )
