@@ -458,3 +458,38 @@ def test_share_convergence_equal_shares() -> None:
 def test_share_convergence_three_to_one() -> None:
     for seed in range(3):
         assert 0.65 <= _simulate({"a": 3.0, "b": 1.0}, seed) <= 0.85
+
+
+# --- health checks, policy variants, lease preference -----------------------------------------
+
+
+def test_an_unknown_target_takes_only_its_health_check_which_goes_first() -> None:
+    unknown = tgt("t1", health="unknown")
+    s = snap([unknown], [run("user", "a", 0), run("check", "agent", 30, health_check=True)])
+    assert first(s) == "check"
+    assert plan(snap([unknown], [run("user", "a", 0)])) == []
+    good = snap(
+        [tgt("t1")], [run("urgent", "a", 0, priority=99), run("c", "x", 9, health_check=True)]
+    )
+    assert first(good) == "c"  # before any operator priority
+
+
+def test_fifo_policy_ignores_usage() -> None:
+    usage = [UsageEntry("heavy", "t1", T0 - 2 * H, T0 - H)]
+    s = snap(
+        [tgt("t1")], [run("heavy-old", "heavy", 0), run("light-new", "light", 30)], usage=usage
+    )
+    assert first(s) == "light-new"
+    assert first(s, PolicySettings(fifo=True)) == "heavy-old"
+
+
+def test_allowed_names_restrict_the_targets() -> None:
+    s = snap([tgt("t1"), tgt("t2")], [run("r", "a", allowed=frozenset({"t2"}))])
+    assert plan(s) == [Decision("r", "t2")]
+
+
+def test_prefer_breaks_ties_and_can_stop_at_the_first_preferred_decision() -> None:
+    s = snap([tgt("t1"), tgt("t2"), tgt("t3")], [run("r1", "a", 0), run("r2", "a", 1)])
+    assert plan(s)[0] == Decision("r1", "t1")
+    assert plan(s, prefer=frozenset({"t3"}))[0] == Decision("r1", "t3")
+    assert plan(s, prefer=frozenset({"t3"}), first_preferred=True) == [Decision("r1", "t3")]
