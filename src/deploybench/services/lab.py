@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,7 @@ from deploybench.store.lab_models import (
     EventRow,
     JobRow,
     TargetRow,
+    UsageRow,
     UserRow,
 )
 from deploybench.store.sql import SqlResultStore
@@ -407,37 +408,46 @@ class LabService:
         self, session: Session, targets: dict[int, str], now: datetime
     ) -> Assignment | None:
         """Hand over a job a pass assigned to one of ``targets`` (phase ``assigned`` until
-        an agent takes it; ``leased`` after)."""
-        job = session.scalar(
-            select(JobRow)
+        an agent takes it; ``leased`` after). The hand-over is a guarded UPDATE, so two
+        polls racing (two replicas, a retried request) never both get it."""
+        candidates = session.scalars(
+            select(JobRow.id)
             .where(
                 JobRow.state == "assigned",
                 JobRow.phase == "assigned",
                 JobRow.target_id.in_(list(targets)),
             )
             .order_by(JobRow.started_at, JobRow.id)
-            .limit(1)
-        )
-        if job is None or job.target_id is None:
-            return None
-        job.phase = "leased"
-        job.lease_expires_at = now + timedelta(seconds=self.lease_ttl)
-        self._event(
-            session,
-            job,
-            "leased",
-            f"attempt {job.attempt} leased by the agent of {targets[job.target_id]}",
-            epoch=job.lease_epoch,
-        )
-        return Assignment(
-            job.id,
-            job.attempt,
-            job.lease_epoch,
-            targets[job.target_id],
-            job.definition,
-            job.inputs,
-            self.lease_ttl,
-        )
+        ).all()
+        for job_id in candidates:
+            taken = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "assigned", JobRow.phase == "assigned")
+                .values(phase="leased", lease_expires_at=now + timedelta(seconds=self.lease_ttl))
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not taken:
+                continue
+            job = session.get(JobRow, job_id)
+            assert job is not None and job.target_id is not None
+            session.refresh(job)
+            self._event(
+                session,
+                job,
+                "leased",
+                f"attempt {job.attempt} leased by the agent of {targets[job.target_id]}",
+                epoch=job.lease_epoch,
+            )
+            return Assignment(
+                job.id,
+                job.attempt,
+                job.lease_epoch,
+                targets[job.target_id],
+                job.definition,
+                job.inputs,
+                self.lease_ttl,
+            )
+        return None
 
     def dispatch(self, asking_agent: int | None = None, offered: set[str] | None = None) -> int:
         """One scheduling pass: plan over the farm and assign a queued job to every free
@@ -476,14 +486,85 @@ class LabService:
             decisions = plan(
                 state.snapshot, self.scheduling.policy_settings(), prefer=frozenset(offered or ())
             )
-            for decision in decisions:
-                job = state.jobs[decision.run_id]
-                target_id = state.target_ids[decision.target]
-                if self._assign(session, job, target_id, decision.target, now):
-                    assigned += 1
+            pairs = [
+                (state.jobs[d.run_id], state.target_ids[d.target], d.target) for d in decisions
+            ]
+            assigned = self._assign_all(session, pairs, now)
         if assigned:
             self._notify()  # wake the agents whose targets got work
         return assigned
+
+    def _assign_all(
+        self, session: Session, pairs: Sequence[tuple[QueuedJob, int, str]], now: datetime
+    ) -> int:
+        """Apply a pass's decisions in bulk: one executemany UPDATE (each guarded by
+        ``state='queued'``), then bulk ledger and event rows for those that took. If another
+        pass raced us to a target (the unique index), fall back to one job at a time."""
+        if not pairs:
+            return 0
+        table = JobRow.__table__
+        statement = (
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.id == bindparam("b_id"), table.c.state == "queued")
+            .values(
+                state="assigned",
+                target_id=bindparam("b_target"),
+                lease_epoch=table.c.lease_epoch + 1,
+                lease_expires_at=now + timedelta(seconds=self.lease_ttl),
+                started_at=now,
+                phase="assigned",
+            )
+        )
+        try:
+            with session.begin_nested():
+                session.connection().execute(
+                    statement, [{"b_id": job.id, "b_target": tid} for job, tid, _ in pairs]
+                )
+        except IntegrityError:
+            return sum(self._assign(session, job, tid, name, now) for job, tid, name in pairs)
+        wanted = {job.id: tid for job, tid, _ in pairs}
+        took = {
+            job_id
+            for job_id, target_id in session.execute(
+                select(JobRow.id, JobRow.target_id).where(
+                    JobRow.id.in_(list(wanted)),
+                    JobRow.state == "assigned",
+                    JobRow.started_at == now,
+                )
+            )
+            if wanted[job_id] == target_id
+        }
+        done = [(job, tid, name) for job, tid, name in pairs if job.id in took]
+        if done:
+            session.execute(
+                insert(UsageRow),
+                [
+                    {
+                        "job_id": job.id,
+                        "user_id": job.user_id,
+                        "target_id": tid,
+                        "campaign": job.campaign,
+                        "phase": "assigned",
+                        "started_at": now,
+                    }
+                    for job, tid, _ in done
+                ],
+            )
+            session.execute(
+                insert(EventRow),
+                [
+                    {
+                        "ts": now,
+                        "job_id": job.id,
+                        "user_id": job.user_id,
+                        "kind": "assigned",
+                        "message": f"assigned to {name}",
+                        "payload": {},
+                    }
+                    for job, _, name in done
+                ],
+            )
+        return len(done)
 
     def _assign(
         self, session: Session, job: QueuedJob, target_id: int, target: str, now: datetime
