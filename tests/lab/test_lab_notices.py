@@ -119,3 +119,47 @@ def test_unreachable_channels_are_logged_not_fatal(caplog: pytest.LogCaptureFixt
     sent = Notifier(NoticeSettings(smtp_host="127.0.0.1", smtp_port=9, timeout=1)).send(notice)
     assert sent == []
     assert "could not e-mail" in caplog.text and "webhook" in caplog.text
+
+
+def test_broadcasts_are_mailed_and_a_bad_target_reaches_operators(
+    tmp_path: Path,
+    smtp: tuple[_Mailbox, int],
+    webhook: tuple[list[dict[str, Any]], str],
+) -> None:
+    mailbox, smtp_port = smtp
+    received, hook = webhook
+    store = SqlResultStore(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", FilesystemArtifactStore(tmp_path / "artifacts")
+    )
+    lab = LabService(
+        store, notifier=Notifier(NoticeSettings(smtp_host="127.0.0.1", smtp_port=smtp_port))
+    )
+    auth = AuthService(sessionmaker(store.engine, expire_on_commit=False))
+    ops = Principal(
+        auth.add_user("ops", Role.OPERATOR, email="ops@example.org", webhook_url=hook),
+        "ops",
+        Role.OPERATOR,
+    )
+    auth.add_user("ann", Role.USER, email="ann@example.org")
+    auth.add_user("bob", Role.USER)  # no address: not mailed
+    agent = Principal(auth.add_user("a", Role.AGENT), "a", Role.AGENT)
+
+    lab.farm.broadcast(ops, "the farm stops at 18:00 for a firmware upgrade", hours=2)
+    _wait(lambda: len(mailbox.messages) == 2)
+    assert sorted(m.rcpt_tos[0] for m in mailbox.messages) == ["ann@example.org", "ops@example.org"]
+    assert "firmware upgrade" in mailbox.messages[0].content.decode()
+    assert [b["message"] for b in lab.farm.broadcasts()] == [
+        "the farm stops at 18:00 for a firmware upgrade"
+    ]
+
+    (target,) = lab.register_agent(agent, "a", "test", [LocalCpuTarget().describe().model_dump()])
+    lab.farm.request_check(ops, target)
+    lab.sweep()
+    check = lab.lease(agent, "a", [target])
+    assert check is not None and check.definition["name"] == "health-check"
+    lab.finish(check.job_id, check.epoch, None, "infrastructure", "no /dev/ttyACM0")
+    _wait(lambda: len(mailbox.messages) == 3 and received)
+    mail = mailbox.messages[2]
+    assert mail.rcpt_tos == ["ops@example.org"]
+    assert f"target {target} is bad" in mail.content.decode()
+    assert received[0]["event"] == "target.bad" and received[0]["target"] == target
