@@ -3,9 +3,9 @@ dispatch pass plans over, and target health as the scheduler sees it.
 
 A pass reads only what the policy needs: every target, the active jobs, the reservations
 still to come, the usage ledger of the window (summed in SQL), and the *heads* of the queue:
-for each (user, priority, placement) the first K due jobs, K being the number of free
-targets. Runs of one group are interchangeable except for their submission time, so the
-policy cannot pick a run behind the K-th of its group, and the pass costs a few indexed
+for each (user, priority, placement, max_runtime_s) the first K due jobs, K being the number
+of free targets. Runs of one group are interchangeable except for their submission time, so
+the policy cannot pick a run behind the K-th of its group, and the pass costs a few indexed
 queries whatever the length of the queue.
 """
 
@@ -312,18 +312,21 @@ def farm_state(
     if heads is None:
         jobs = list(session.execute(queued.order_by(JobRow.submitted_at, JobRow.id)))
     elif heads > 0:
+        # max_runtime_s is part of the group: a shorter run may fit before a reservation
+        # that a longer one of the same user and placement would cross into.
         groups = session.execute(
-            select(JobRow.user_id, JobRow.priority, JobRow.placement)
+            select(JobRow.user_id, JobRow.priority, JobRow.placement, JobRow.max_runtime_s)
             .where(JobRow.state == "queued")
             .distinct()
         )
         due = or_(JobRow.not_before.is_(None), JobRow.not_before <= now)
-        for user_id, priority, placement in list(groups):
+        for user_id, priority, placement, max_runtime in list(groups):
             jobs += session.execute(
                 queued.where(
                     JobRow.user_id == user_id,
                     JobRow.priority == priority,
                     JobRow.placement == placement,
+                    JobRow.max_runtime_s == max_runtime,
                     due,
                 )
                 .order_by(JobRow.submitted_at, JobRow.id)
