@@ -210,3 +210,16 @@ def test_the_usage_ledger_charges_each_phase_to_the_owner(lab: Lab, tmp_path: Pa
     (state,) = report["fair_share"]
     assert state["user"] == user.name and state["used_s"] > 0.1
     assert lab.services.lab.accounting.report(lab.principal(lab.add_user()))["per_phase"] == []
+
+
+@pytest.mark.lab_settings(sweep_interval=3600, scheduling={"health_check_interval_s": 1.5})
+def test_idle_good_targets_are_checked_periodically(lab: Lab, tmp_path: Path) -> None:
+    agent = lab.add_agent()
+    lab.services.lab.sweep()
+    assert lab.lease(agent) is None  # registered just now: not due yet
+    time.sleep(1.6)
+    lab.heal(agent, tmp_path)  # the sweep queues a check, which passes and stamps the time
+    checked = _targets(lab)[agent.targets[0]]["health_checked_at"]
+    assert checked is not None
+    lab.services.lab.sweep()
+    assert lab.lease(agent) is None  # just checked: the next one waits for the interval
