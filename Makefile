@@ -47,6 +47,7 @@ benchmark: install
 docs: install
 	$(BIN)/python -m deploybench.docs > docs/experiments.md
 	$(BIN)/python -m deploybench.cli.reference > docs/cli.md
+	$(BIN)/python -m deploybench.toolchains.guides docs/toolchains
 
 clean:
 	rm -rf $(VENV) .deploybench .pytest_cache .mypy_cache .ruff_cache

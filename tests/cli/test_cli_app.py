@@ -202,7 +202,7 @@ def test_non_onnx_model_file(write_experiment: WriteExperiment, user_files: Path
     stderr = _user_error(
         "check", str(write_experiment(problem={**TINY_PROBLEM, "model": "model.pt"}))
     )
-    assert "model format 'torch' is not supported yet" in stderr
+    assert "is a PyTorch model: problem.model needs 'module'" in stderr
 
 
 def test_model_with_unknown_suffix(write_experiment: WriteExperiment, user_files: Path) -> None:

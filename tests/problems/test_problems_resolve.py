@@ -132,11 +132,13 @@ def test_resolve_missing_user_dataset(tiny_model: Path, tmp_path: Path) -> None:
         resolve_problem(problem)
 
 
-def test_resolve_torch_model_is_not_supported(tmp_path: Path, user_dataset: Path) -> None:
+def test_resolve_torch_model_needs_its_module_and_inputs(
+    tmp_path: Path, user_dataset: Path
+) -> None:
     model = tmp_path / "m.pt"
     model.write_bytes(b"not really torch")
     problem = _problem(model=str(model), dataset=str(user_dataset), task="classification")
-    with pytest.raises(ModelError, match="format 'torch' is not supported yet; export"):
+    with pytest.raises(ModelError, match=r"is a PyTorch model: problem\.model needs 'module'"):
         resolve_problem(problem)
 
 

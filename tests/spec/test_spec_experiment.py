@@ -147,7 +147,7 @@ def test_unknown_key_in_model_ref() -> None:
     message = _error(data)
     assert "problem.model.pth: unknown key 'pth'" in message
     assert "did you mean 'path'?" in message
-    assert "allowed keys: format, path, sha256, zoo" in message
+    assert "allowed keys: format, inputs, kwargs, module, outputs, path, sha256, zoo" in message
 
 
 def test_unknown_key_without_close_match_has_no_hint() -> None:

@@ -28,7 +28,12 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_lists_the_open_models_and_datasets() -> None:
-    assert [m.name for m in list_models()] == ["digits-cnn", "digits-mlp", "diabetes-linear"]
+    assert [m.name for m in list_models()] == [
+        "digits-cnn",
+        "digits-cnn-torch",
+        "digits-mlp",
+        "diabetes-linear",
+    ]
     assert [d.name for d in list_datasets()] == ["digits", "diabetes"]
 
 
@@ -65,7 +70,8 @@ def test_unknown_model_is_a_user_error_listing_known_names() -> None:
         get_model("x")
     assert isinstance(info.value, UserError)
     assert (
-        str(info.value) == "unknown open model 'x'; known: digits-cnn, digits-mlp, diabetes-linear"
+        str(info.value) == "unknown open model 'x'; known: "
+        "digits-cnn, digits-cnn-torch, digits-mlp, diabetes-linear"
     )
 
 

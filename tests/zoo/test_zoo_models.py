@@ -16,7 +16,7 @@ from deploybench.zoo import ZooArtifact, build_dataset, build_model, get_model, 
 from deploybench.zoo.datasets import digits_split
 from deploybench.zoo.digits_cnn import train_digits_cnn
 
-MODEL_NAMES = [m.name for m in list_models()]
+MODEL_NAMES = [m.name for m in list_models() if m.format == "onnx"]
 OUTPUTS = {"digits-cnn": "logits", "digits-mlp": "logits", "diabetes-linear": "prediction"}
 
 
@@ -136,3 +136,28 @@ def test_models_rebuild_byte_identically_in_another_cache(
         assert rebuilt.path != built[name].path
         assert rebuilt.sha256 == built[name].sha256 == sha256_file(rebuilt.path)
         assert rebuilt.path.read_bytes() == built[name].path.read_bytes()
+
+
+def test_torch_cnn_is_a_reproducible_state_dict_of_the_onnx_cnn_weights(
+    built: dict[str, ZooArtifact], tmp_path: Path
+) -> None:
+    """digits-cnn-torch: a state dict of DigitsCnn holding the very weights of digits-cnn."""
+    import torch
+    from onnx import numpy_helper
+
+    from deploybench.zoo.torch_models import DigitsCnn
+
+    artifact = build_model("digits-cnn-torch", cache_dir=tmp_path / "a")
+    again = build_model("digits-cnn-torch", cache_dir=tmp_path / "b")
+    assert artifact.path.name == "model.pt"
+    assert again.sha256 == artifact.sha256
+    assert {"numpy", "sklearn", "torch"} <= set(artifact.manifest["tools"])
+    state = torch.load(artifact.path, weights_only=True)
+    model = DigitsCnn()
+    model.load_state_dict(state, strict=True)
+    weights = {
+        t.name: numpy_helper.to_array(t)
+        for t in onnx.load(built["digits-cnn"].path).graph.initializer
+    }
+    assert np.array_equal(state["1.weight"].numpy(), weights["conv1_w"])
+    assert np.array_equal(state["7.weight"].numpy(), weights["dense_w"])

@@ -16,6 +16,7 @@ from deploybench.cli.common import EXIT_RUN_FAILED, err, fail, out
 from deploybench.cli.farm import farm_app, reservations_app, scheduler_app, targets_app
 from deploybench.cli.lab import lab_app, user_app
 from deploybench.cli.runs import runs_app
+from deploybench.cli.toolchains import toolchains_app
 from deploybench.errors import DeploybenchError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ app.add_typer(farm_app)
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(targets_app, name="targets")
 app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(toolchains_app, name="toolchains")
 
 
 @app.callback(invoke_without_command=True)

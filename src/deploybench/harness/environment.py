@@ -78,12 +78,16 @@ def temperatures(sysfs: Path = Path("/sys")) -> dict[str, Any]:
 
 
 def installed_packages() -> dict[str, str]:
-    """Every installed Python distribution and its version (the tool-version lock)."""
+    """Every installed Python distribution and its version (the tool-version lock).
+
+    When a name appears twice on ``sys.path`` (a toolchain environment in front of the main
+    one), the first wins, as it does for imports.
+    """
     versions: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            versions[name.lower()] = dist.version
+            versions.setdefault(name.lower(), dist.version)
     return dict(sorted(versions.items()))
 
 
@@ -109,6 +113,7 @@ def capture_environment(sysfs: Path = Path("/sys"), procfs: Path = Path("/proc")
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
             "executable": sys.executable,
+            "prefix": sys.prefix,
         },
         "cpu": {
             "model": model,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from deploybench.problems.datasets import load_npz
 from deploybench.problems.tensors import TensorSpec
@@ -32,6 +33,12 @@ class ResolvedProblem(BaseModel):
     operators: list[str]
     n_samples: int
     expected_outputs_path: Path | None = None
+    torch_module: str | None = Field(
+        default=None, description="PyTorch models: 'file.py:ClassName' of the state dict."
+    )
+    torch_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="PyTorch models: constructor keyword arguments."
+    )
 
     def load_inputs(self, limit: int | None = None) -> dict[str, np.ndarray]:
         """The model-input arrays of the dataset (first ``limit`` samples)."""

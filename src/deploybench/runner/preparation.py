@@ -15,6 +15,7 @@ from deploybench.problems import ResolvedProblem, resolve_problem
 from deploybench.spec.experiment import Experiment
 from deploybench.targets.base import Target, TargetInfo
 from deploybench.toolchains.base import Finding, Severity, Toolchain
+from deploybench.toolchains.envs import ToolchainEnvironment, satisfies, toolchain_environment
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class PreparedExperiment:
     target: Target
     target_info: TargetInfo
     findings: list[Finding]
+    # Set when toolchain.version asks for another version than the installed one: the
+    # measurement worker then runs with this environment's interpreter.
+    environment: ToolchainEnvironment | None = None
 
 
 def load_toolchain(name: str, version: str | None = None) -> Toolchain:
@@ -49,6 +53,17 @@ def load_toolchain(name: str, version: str | None = None) -> Toolchain:
                 f"'{version}'; install a matching version or change toolchain.version"
             )
     return toolchain
+
+
+def _toolchain_and_environment(
+    name: str, version: str | None
+) -> tuple[Toolchain, ToolchainEnvironment | None]:
+    """The toolchain, plus the environment to run it in when the installed version does not
+    satisfy ``version`` (built from the package index when not cached)."""
+    toolchain = load_toolchain(name)
+    if version is None or satisfies(toolchain.tool_version(), version):
+        return toolchain, None
+    return toolchain, toolchain_environment(type(toolchain), version)
 
 
 def load_target(name: str) -> Target:
@@ -78,13 +93,17 @@ def prepare_experiment(
     Raises a :class:`~deploybench.errors.UserError` subclass for anything the user must fix;
     error findings raise :class:`CompatibilityError` listing all of them.
     """
-    toolchain = load_toolchain(experiment.toolchain.name, experiment.toolchain.version)
+    toolchain, environment = _toolchain_and_environment(
+        experiment.toolchain.name, experiment.toolchain.version
+    )
     config = toolchain.parse_config(experiment.toolchain.config)
     if experiment.target.config:
         raise PluginError(
             f"target '{experiment.target.name}' takes no options; remove target.config"
         )
     target = load_target(experiment.target.name)
+    if environment is not None:
+        target = _in_environment(target, environment)
     for probe in experiment.measurement.probes:
         try:
             load_plugin(PluginKind.PROBE, probe)
@@ -120,4 +139,17 @@ def prepare_experiment(
         raise CompatibilityError(
             "the experiment cannot run as configured:\n  " + "\n  ".join(f.render() for f in errors)
         )
-    return PreparedExperiment(experiment, problem, toolchain, config, target, info, findings)
+    return PreparedExperiment(
+        experiment, problem, toolchain, config, target, info, findings, environment
+    )
+
+
+def _in_environment(target: Target, environment: ToolchainEnvironment) -> Target:
+    from deploybench.targets.local import LocalCpuTarget
+
+    if type(target) is LocalCpuTarget:
+        return LocalCpuTarget(python=str(environment.python))
+    raise PluginError(
+        f"target '{target.name}' cannot run a toolchain in its own environment; use the "
+        "local target or install the wanted toolchain version"
+    )

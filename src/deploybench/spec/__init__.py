@@ -7,7 +7,7 @@ from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.experiment import Experiment, Placement, TargetSpec, ToolchainSpec
 from deploybench.spec.loading import format_validation_error, load_experiment, parse_experiment
 from deploybench.spec.measurement import PROFILE_DEFAULTS, MeasurementPlan, Profile
-from deploybench.spec.problem import DatasetRef, ModelRef, Problem, TaskKind
+from deploybench.spec.problem import DatasetRef, InputDecl, ModelRef, Problem, TaskKind
 from deploybench.spec.semantic import Distance, SemanticPreservationSpec
 
 
@@ -22,6 +22,7 @@ __all__ = [
     "Distance",
     "EnvironmentSpec",
     "Experiment",
+    "InputDecl",
     "MeasurementPlan",
     "ModelRef",
     "Placement",

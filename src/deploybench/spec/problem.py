@@ -80,13 +80,77 @@ class _FileOrZooRef(SpecModel):
         return f"{ZOO_PREFIX}{self.zoo}" if self.zoo is not None else str(self.path)
 
 
+class InputDecl(SpecModel):
+    """A declared model input (PyTorch state dicts carry no signature)."""
+
+    name: str = Field(description="Input name; the dataset array of the same name feeds it.")
+    shape: list[int | str | None] = Field(
+        min_length=1, description="Shape; the first dimension is the batch (e.g. [N, 64])."
+    )
+    dtype: str = Field(default="float32", description="numpy dtype name.")
+
+
 class ModelRef(_FileOrZooRef):
-    """The input model: ``zoo:NAME`` or ``{path: model.onnx}``; format detected on load."""
+    """The input model: ``zoo:NAME``, ``{path: model.onnx}``, or a PyTorch state dict
+    ``{format: torch, path: weights.pt, module: net.py:Net, kwargs: {...}, inputs: [...]}``."""
 
     format: str | None = Field(
         default=None,
-        description="Model format (onnx, torch). Detected from the file when omitted.",
+        description="Model format (onnx, torch; 'pytorch' is read as torch). "
+        "Detected from the file suffix when omitted.",
     )
+    module: str | None = Field(
+        default=None,
+        description="PyTorch models: 'file.py:ClassName' defining the nn.Module whose "
+        "state dict 'path' holds; the file path starts at the experiment's folder.",
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="PyTorch models: constructor keyword arguments."
+    )
+    inputs: list[InputDecl] | None = Field(
+        default=None,
+        description="PyTorch models: the forward() arguments in order (name, shape, dtype).",
+    )
+    outputs: list[str] | None = Field(
+        default=None,
+        description="PyTorch models: names of the outputs in order (default: output, or "
+        "output_0, output_1, ... for tuples).",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _normalize_format(cls, value: str | None) -> str | None:
+        return "torch" if value == "pytorch" else value
+
+    @field_validator("module")
+    @classmethod
+    def _resolve_module(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        file, sep, class_name = value.rpartition(":")
+        if not sep or not file or not class_name.isidentifier():
+            raise ValueError("must be 'path/to/file.py:ClassName'")
+        resolved = _resolve_path(Path(file), info)
+        return f"{resolved}:{class_name}"
+
+    @model_validator(mode="after")
+    def _torch_fields(self) -> ModelRef:
+        torch_only = self.module is not None or self.inputs is not None or self.kwargs
+        if self.zoo is not None and (torch_only or self.outputs is not None):
+            raise ValueError(
+                "'module', 'kwargs', 'inputs' and 'outputs' are for a user's PyTorch model; "
+                "an open (zoo) model knows its own"
+            )
+        if self.path is None or (not torch_only and self.format != "torch"):
+            return self
+        if self.format not in (None, "torch"):
+            raise ValueError("'module', 'kwargs' and 'inputs' only apply to format: torch")
+        if self.module is None or self.inputs is None:
+            raise ValueError(
+                "a PyTorch model needs 'module' (file.py:ClassName) and 'inputs' "
+                "(name, shape, dtype of each forward() argument) besides the state dict 'path'"
+            )
+        return self
 
 
 class DatasetRef(_FileOrZooRef):

@@ -185,6 +185,16 @@ class Toolchain(abc.ABC):
     config_model: ClassVar[type[BaseModel]]
     input_formats: ClassVar[tuple[str, ...]]
     capabilities: ClassVar[tuple[str, ...]] = ()
+    # The package that carries the runtime on the index; set it to let a toolchain run at
+    # another version in its own environment (deploybench.toolchains.envs).
+    distribution: ClassVar[str | None] = None
+
+    @classmethod
+    def requirements(cls, version: str) -> list[str]:
+        """Pinned requirement set of a toolchain environment running ``version``."""
+        if cls.distribution is None:
+            raise PluginError(f"toolchain '{cls.name}' names no package distribution")
+        return [f"{cls.distribution}=={version}"]
 
     @classmethod
     @abc.abstractmethod

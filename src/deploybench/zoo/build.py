@@ -35,6 +35,7 @@ __all__ = ["ZooArtifact", "build_dataset", "build_model", "entry_dir"]
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
+TORCH_MODEL_FILE = "model.pt"
 DATASET_FILE = "dataset.npz"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
@@ -42,6 +43,7 @@ LOCK_FILE = ".lock"
 # name -> builder. Keys must match the catalog; a test checks both stay in sync.
 MODEL_BUILDERS: dict[str, Callable[[], Built]] = {
     "digits-cnn": digits_cnn.build_cnn,
+    "digits-cnn-torch": digits_cnn.build_cnn_torch,
     "digits-mlp": digits.build_mlp,
     "diabetes-linear": diabetes.build_linear,
 }
@@ -59,7 +61,8 @@ _INSTALL_HINTS = {
 
 
 def build_model(name: str, cache_dir: Path | None = None) -> ZooArtifact:
-    """Return the open model ``name`` as ONNX, building it on first use.
+    """Return the open model ``name`` (ONNX, or a state dict for torch models), building it
+    on first use.
 
     Args:
         name: a name from :func:`deploybench.zoo.list_models`, e.g. ``"digits-mlp"``.
@@ -74,7 +77,7 @@ def build_model(name: str, cache_dir: Path | None = None) -> ZooArtifact:
         kind="model",
         name=model.name,
         builder_version=model.builder_version,
-        filename=MODEL_FILE,
+        filename=TORCH_MODEL_FILE if model.format == "torch" else MODEL_FILE,
         builder=MODEL_BUILDERS[model.name],
         extra={"task": model.task.value, "default_dataset": model.default_dataset},
         cache_dir=cache_dir,

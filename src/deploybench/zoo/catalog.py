@@ -41,6 +41,12 @@ class ZooModel:
     default_dataset: str
     requires: tuple[str, ...]
     builder_version: int
+    # "torch" models are a state dict of ``torch_module`` ('package.module:Class'), fed by
+    # one float32 input 'input' with the shape below; outputs named by ``torch_outputs``.
+    format: str = "onnx"
+    torch_module: str | None = None
+    torch_input_shape: tuple[int | str, ...] = ()
+    torch_outputs: tuple[str, ...] = ()
 
 
 _DATASETS: tuple[ZooDataset, ...] = (
@@ -75,6 +81,22 @@ _MODELS: tuple[ZooModel, ...] = (
         default_dataset="digits",
         requires=("sklearn", "torch", "onnx"),
         builder_version=1,
+    ),
+    ZooModel(
+        name="digits-cnn-torch",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "digits-cnn as a PyTorch state dict (same training, same weights) of "
+            "deploybench.zoo.torch_models:DigitsCnn; input 'input' float32 (N, 64), "
+            "output 'logits' float32 (N, 10)."
+        ),
+        default_dataset="digits",
+        requires=("sklearn", "torch"),
+        builder_version=1,
+        format="torch",
+        torch_module="deploybench.zoo.torch_models:DigitsCnn",
+        torch_input_shape=("N", 64),
+        torch_outputs=("logits",),
     ),
     ZooModel(
         name="digits-mlp",

@@ -188,3 +188,28 @@ def build_cnn() -> Built:
         ("numpy", "onnx", "sklearn", "torch"),
         {"test_accuracy": accuracy, "epochs": EPOCHS},
     )
+
+
+def build_cnn_torch() -> Built:
+    """``digits-cnn-torch``: the same trained CNN saved as a state dict (torch.save)."""
+    import io
+
+    import torch
+
+    from deploybench.zoo.torch_models import DigitsCnn
+
+    split = digits_split()
+    trained = train_digits_cnn(split)
+    model = DigitsCnn()
+    model.load_state_dict(trained.state_dict())
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(split.x_test)).numpy()
+    accuracy = float(np.mean(logits.argmax(axis=1) == split.y_test))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return Built(
+        buffer.getvalue(),
+        ("numpy", "sklearn", "torch"),
+        {"test_accuracy": accuracy, "epochs": EPOCHS},
+    )

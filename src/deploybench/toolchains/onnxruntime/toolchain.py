@@ -51,6 +51,7 @@ class OnnxRuntimeToolchain(Toolchain):
         "threads and execution providers."
     )
     config_model: ClassVar[type[BaseModel]] = OnnxRuntimeConfig
+    distribution: ClassVar[str | None] = "onnxruntime"
     input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     capabilities: ClassVar[tuple[str, ...]] = (
         "graph-optimization",

@@ -45,6 +45,7 @@ class OpenVinoToolchain(Toolchain):
         "post-training INT8, latency or throughput hint, streams and threads."
     )
     config_model: ClassVar[type[BaseModel]] = OpenVinoConfig
+    distribution: ClassVar[str | None] = "openvino"
     input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     capabilities: ClassVar[tuple[str, ...]] = (
         "f32",

@@ -68,6 +68,7 @@ class TvmToolchain(Toolchain):
         "opt levels 0-3 into a shared library run by the Relax virtual machine (no auto-tuning)."
     )
     config_model: ClassVar[type[BaseModel]] = TvmConfig
+    distribution: ClassVar[str | None] = "apache-tvm"
     input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     capabilities: ClassVar[tuple[str, ...]] = (
         "opt-levels",
