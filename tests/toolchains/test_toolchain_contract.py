@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +49,33 @@ class TestFakeToolchainContract(ToolchainContract):
     @pytest.fixture
     def config(self) -> dict[str, Any]:
         return {}
+
+
+def test_deployed_size_counts_the_entry_and_its_companions_only(tmp_path: Path) -> None:
+    from deploybench.toolchains.base import Deployable, DeployableFile
+
+    sizes = {"model.xml": 10, "model.bin": 1000, "quantized.xml": 12, "quantized.bin": 900}
+    sizes |= {"quantized.onnx": 50, "quantized.onnx.data": 4000, "config.json": 7}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+
+    def deployable(entry: str) -> Deployable:
+        files = [
+            DeployableFile(path=n, sha256="0" * 64, size=s, role="x") for n, s in sizes.items()
+        ]
+        return Deployable(
+            toolchain="t",
+            kind="python-session",
+            entry=entry,
+            files=files,
+            inputs=[],
+            outputs=[],
+            steps=[],
+            tool_versions={},
+            root=tmp_path,
+        )
+
+    assert deployable("quantized.xml").deployed_size_bytes == 12 + 900
+    assert deployable("model.xml").deployed_size_bytes == 10 + 1000
+    assert deployable("quantized.onnx").deployed_size_bytes == 50 + 4000
+    assert deployable("config.json").deployed_size_bytes == 7

@@ -250,7 +250,7 @@ def execute_prepared(
             workdir,
         )
     report("metrics", 0, 1)
-    deployed_size = (deployable.entry_path).stat().st_size
+    deployed_size = deployable.deployed_size_bytes
     metrics, validity, per_rep, samples = latency_metrics(raw, plan, deployed_size)
     builder.metrics.update(metrics)
     builder.metrics["input_model_size_bytes"] = problem.model_size_bytes

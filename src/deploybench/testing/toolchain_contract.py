@@ -94,6 +94,9 @@ class ToolchainContract:
         assert manifest["toolchain"] == toolchain.name
         assert Deployable.read(deployable.root) == deployable
         deployable.verify()
+        entry_size = (deployable.root / deployable.entry).stat().st_size
+        all_files = sum(item.size for item in deployable.files)
+        assert entry_size <= deployable.deployed_size_bytes <= max(entry_size, all_files)
 
     def test_steps_record_tools_versions_and_hashes(
         self,

@@ -108,6 +108,24 @@ class Deployable(BaseModel):
         """Absolute path of the main file."""
         return self.root / self.entry
 
+    @property
+    def deployed_size_bytes(self) -> int:
+        """Bytes of what runs: the entry file and its companions (ONNX external data
+        ``model.onnx.data``, OpenVINO weights ``model.bin`` beside ``model.xml``); never the
+        intermediate models a pipeline also keeps."""
+        entry = Path(self.entry)
+        total = self.entry_path.stat().st_size
+        for item in self.files:
+            path = Path(item.path)
+            if path == entry:
+                continue
+            if path.parent == entry.parent and (
+                path.name.startswith(entry.name + ".")
+                or (entry.suffix == ".xml" and path.name == entry.stem + ".bin")
+            ):
+                total += (self.root / path).stat().st_size
+        return total
+
     def write_manifest(self) -> Path:
         """Write the manifest next to the files and return its path."""
         path = self.root / MANIFEST_NAME
