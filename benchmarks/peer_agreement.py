@@ -58,6 +58,12 @@ digits-cnn 114-125 us vs 32-45 us (ratio 2.8-3.6): FAIL, far outside +-3 %, and 
 So a FAIL here is a finding about what deploybench's OpenVINO session times, not about the
 harness's clock. The ratio gets closer to 1 as the model's own time grows.
 
+After those runs the session stopped calling ``infer(dict)``: ``prepare`` builds the
+``ov.Tensor`` objects before timing and ``run`` does ``set_tensor`` + ``infer()`` + output copies.
+digits-mlp went from about 60 us to 32 us against benchmark_app's 12 us (ratio 2.7, quick run,
+same day): still a FAIL. What is left is ``set_tensor`` per call, the dynamic batch and the
+Python floor above.
+
     python benchmarks/peer_agreement.py [--rounds 5] [--seconds 2] [--cpu N] [--quick]
 
 ``--quick``: one round of short durations, for the test suite; figures printed, not judged.
