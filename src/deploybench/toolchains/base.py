@@ -83,6 +83,16 @@ class DeployableFile(BaseModel):
     size: int
     role: str = Field(description="model, optimized-model, quantized-model, firmware, ...")
 
+    @classmethod
+    def of(cls, root: Path, path: Path, role: str) -> DeployableFile:
+        """Describe ``path`` (inside the deployable folder ``root``) with its hash and size."""
+        return cls(
+            path=path.relative_to(root).as_posix(),
+            sha256=sha256_file(path),
+            size=path.stat().st_size,
+            role=role,
+        )
+
 
 class Deployable(BaseModel):
     """What a toolchain produced: files in ``root`` plus the manifest describing them."""

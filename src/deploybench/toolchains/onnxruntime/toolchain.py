@@ -8,7 +8,6 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.hashing import sha256_file
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -197,7 +196,7 @@ class OnnxRuntimeToolchain(Toolchain):
             shutil.copyfile(problem.model_path, current)
             onnx.checker.check_model(str(current), full_check=True)
             step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
-        files.append(self._file(workdir, current, "model"))
+        files.append(DeployableFile.of(workdir, current, "model"))
 
         if cfg.quantization != "none":
             from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -221,8 +220,8 @@ class OnnxRuntimeToolchain(Toolchain):
                 used = quantize(prepared, quantized, problem, cfg)
                 step.log(f"quantization parameters: {used}")
             current = quantized
-            files.append(self._file(workdir, prepared, "preprocessed-model"))
-            files.append(self._file(workdir, current, "quantized-model"))
+            files.append(DeployableFile.of(workdir, prepared, "preprocessed-model"))
+            files.append(DeployableFile.of(workdir, current, "quantized-model"))
 
         runtime_level = "disabled"
         if cfg.graph_optimization != "disabled":
@@ -250,7 +249,7 @@ class OnnxRuntimeToolchain(Toolchain):
                         "the optimized model is only valid on the machine that built it"
                     )
             current = optimized
-            files.append(self._file(workdir, current, "optimized-model"))
+            files.append(DeployableFile.of(workdir, current, "optimized-model"))
             # The deployed artifact is the optimized graph itself: nothing is re-optimized at
             # load time, so what runs is exactly the file whose sha256 is recorded.
 
@@ -275,9 +274,3 @@ class OnnxRuntimeToolchain(Toolchain):
         )
         deployable.write_manifest()
         return deployable
-
-    @staticmethod
-    def _file(root: Path, path: Path, role: str) -> DeployableFile:
-        return DeployableFile(
-            path=path.name, sha256=sha256_file(path), size=path.stat().st_size, role=role
-        )

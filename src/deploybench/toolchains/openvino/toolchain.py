@@ -8,7 +8,6 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.hashing import sha256_file
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -127,7 +126,10 @@ class OpenVinoToolchain(Toolchain):
             step.log(f"opset {problem.opset}; ONNX operators: {', '.join(problem.operators)}")
             step.log(f"inputs: {', '.join(str(port) for port in model.inputs)}")
             step.log(f"outputs: {', '.join(str(port) for port in model.outputs)}")
-        files = [self._file(workdir, xml, "model"), self._file(workdir, weights, "weights")]
+        files = [
+            DeployableFile.of(workdir, xml, "model"),
+            DeployableFile.of(workdir, weights, "weights"),
+        ]
         entry, entry_weights = xml, weights
 
         if cfg.precision == "int8":
@@ -164,9 +166,9 @@ class OpenVinoToolchain(Toolchain):
                 report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
                 step.log(describe_evaluation(report))
             files += [
-                self._file(workdir, entry, "quantized-model"),
-                self._file(workdir, entry_weights, "quantized-weights"),
-                self._file(workdir, report_path, "quantization-report"),
+                DeployableFile.of(workdir, entry, "quantized-model"),
+                DeployableFile.of(workdir, entry_weights, "quantized-weights"),
+                DeployableFile.of(workdir, report_path, "quantization-report"),
             ]
 
         settings = session_config(cfg)
@@ -192,7 +194,7 @@ class OpenVinoToolchain(Toolchain):
                 f"reproduce with: benchmark_app -m {entry.name} -d {DEVICE} "
                 f"-load_config {CONFIG_FILE}"
             )
-        files.append(self._file(workdir, config_path, "runtime-config"))
+        files.append(DeployableFile.of(workdir, config_path, "runtime-config"))
 
         deployable = Deployable(
             toolchain=self.name,
@@ -209,9 +211,3 @@ class OpenVinoToolchain(Toolchain):
         )
         deployable.write_manifest()
         return deployable
-
-    @staticmethod
-    def _file(root: Path, path: Path, role: str) -> DeployableFile:
-        return DeployableFile(
-            path=path.name, sha256=sha256_file(path), size=path.stat().st_size, role=role
-        )

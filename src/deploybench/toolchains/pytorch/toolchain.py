@@ -8,7 +8,6 @@ from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.hashing import sha256_file
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -163,8 +162,8 @@ class PyTorchToolchain(Toolchain):
             model = build_module(problem.torch_module, problem.torch_kwargs, state)
             n_params = sum(int(p.numel()) for p in model.parameters())
             step.log(f"{len(state)} tensors loaded (weights_only=True); {n_params} parameters")
-        files.append(self._file(workdir, weights, "model"))
-        files.append(self._file(workdir, module_copy, "module"))
+        files.append(DeployableFile.of(workdir, weights, "model"))
+        files.append(DeployableFile.of(workdir, module_copy, "module"))
         entry = weights
 
         if cfg.quantization == "dynamic-int8":
@@ -184,7 +183,7 @@ class PyTorchToolchain(Toolchain):
                     n for n, m in model.named_modules() if "quantized" in type(m).__module__
                 ]
                 step.log(f"quantized layers: {', '.join(quantized) or 'none'}")
-            files.append(self._file(workdir, entry, "quantized-model"))
+            files.append(DeployableFile.of(workdir, entry, "quantized-model"))
 
         example = example_inputs(problem.inputs)
         if cfg.mode == "torchscript":
@@ -201,7 +200,7 @@ class PyTorchToolchain(Toolchain):
                 torch.jit.save(scripted, str(scripted_path))
                 step.log(f"TorchScript by {how}")
             entry = scripted_path
-            files.append(self._file(workdir, entry, "torchscript-model"))
+            files.append(DeployableFile.of(workdir, entry, "torchscript-model"))
         elif cfg.mode == "export-aoti":
             batch = torch.export.Dim.DYNAMIC
             dynamic = tuple({0: batch} for _ in problem.inputs)
@@ -210,7 +209,7 @@ class PyTorchToolchain(Toolchain):
                 program = step.output(workdir / "exported.pt2")
                 torch.export.save(exported, str(program))
                 step.log(f"{len(exported.graph.nodes)} graph nodes; batch dimension dynamic")
-            files.append(self._file(workdir, program, "exported-program"))
+            files.append(DeployableFile.of(workdir, program, "exported-program"))
             with pipeline.step(
                 "aoti-package", "torch._inductor", version, {program.name: program}
             ) as step:
@@ -218,7 +217,7 @@ class PyTorchToolchain(Toolchain):
                 torch._inductor.aoti_compile_and_package(exported, package_path=str(package))
                 step.log("AOTInductor shared library packaged as model.pt2")
             entry = package
-            files.append(self._file(workdir, entry, "aoti-package"))
+            files.append(DeployableFile.of(workdir, entry, "aoti-package"))
 
         deployable = Deployable(
             toolchain=self.name,
@@ -246,9 +245,3 @@ class PyTorchToolchain(Toolchain):
             "kwargs": kwargs,
             "weights": WEIGHTS_FILE,
         }
-
-    @staticmethod
-    def _file(root: Path, path: Path, role: str) -> DeployableFile:
-        return DeployableFile(
-            path=path.name, sha256=sha256_file(path), size=path.stat().st_size, role=role
-        )

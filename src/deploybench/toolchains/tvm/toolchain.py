@@ -12,7 +12,6 @@ from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.hashing import sha256_file
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -367,9 +366,9 @@ class TvmToolchain(Toolchain):
             session_factory=_SESSION_FACTORY,
             entry=library.name,
             files=[
-                self._file(workdir, script, "relax-ir"),
-                self._file(workdir, library, "shared-library"),
-                self._file(workdir, runtime, "runtime-config"),
+                DeployableFile.of(workdir, script, "relax-ir"),
+                DeployableFile.of(workdir, library, "shared-library"),
+                DeployableFile.of(workdir, runtime, "runtime-config"),
             ],
             session_config={
                 "function": _FUNCTION,
@@ -389,15 +388,6 @@ class TvmToolchain(Toolchain):
         )
         deployable.write_manifest()
         return deployable
-
-    @staticmethod
-    def _file(root: Path, path: Path, role: str) -> DeployableFile:
-        return DeployableFile(
-            path=path.relative_to(root).as_posix(),
-            sha256=sha256_file(path),
-            size=path.stat().st_size,
-            role=role,
-        )
 
 
 def _node_operator(model: Path, message: str) -> str | None:
