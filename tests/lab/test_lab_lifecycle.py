@@ -222,7 +222,10 @@ def test_infrastructure_failures_are_retried_model_failures_are_not(
     answer = lab.finish(agent, retried, first["epoch"], failure_kind="infrastructure", message="x")
     assert answer.status_code == 200
     assert (answer.json()["state"], answer.json()["attempt"]) == ("queued", 2)
-    assert lab.lease(agent) is None  # the target is suspect after an infrastructure failure
+    # The target is suspect after an infrastructure failure: a health check runs first
+    # (the sweeper may already have queued it, so no lease is attempted here).
+    health = {t["name"]: t["health"] for t in lab.services.lab.list_targets()}
+    assert health[agent.targets[0]] == "unknown"
     lab.heal(agent, tmp_path)
     second = _leased(lab, agent)
     assert second["job_id"] == final  # the retry waits out its back-off meanwhile
