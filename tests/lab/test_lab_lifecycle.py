@@ -209,7 +209,7 @@ def test_the_sweeper_expires_leases_by_itself(lab: Lab) -> None:
     assert lab.job(job_id)["attempt"] == 2
 
 
-@pytest.mark.lab_settings(retry_backoff=1.5)  # longer than a health check takes
+@pytest.mark.lab_settings(retry_backoff=3.0)  # longer than a health check takes, even loaded
 def test_infrastructure_failures_are_retried_model_failures_are_not(
     lab: Lab, tmp_path: Path
 ) -> None:
