@@ -13,7 +13,7 @@ import sys
 import types
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ByteSize
 from pydantic.fields import FieldInfo
@@ -79,6 +79,8 @@ def _type_name(annotation: Any) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
     if annotation is type(None):
         return "null"
+    if origin is Annotated:  # e.g. a discriminated union of workflow steps
+        return _type_name(args[0])
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in args)
     if origin is Literal:

@@ -324,13 +324,13 @@ def test_int8_of_a_model_without_quantizable_layers_is_refused(tmp_path: Path) -
     assert _codes(findings, Severity.WARNING) == {"few-calibration-samples"}
 
 
-def test_a_torch_model_is_refused_with_the_way_out(mlp: ResolvedProblem) -> None:
-    torch_problem = mlp.model_copy(update={"model_format": "torch"})
+def test_a_format_it_cannot_convert_is_refused_with_the_way_out(mlp: ResolvedProblem) -> None:
+    tflite_problem = mlp.model_copy(update={"model_format": "tflite"})
     findings = OpenVinoToolchain().check(
-        torch_problem, LocalCpuTarget().describe(), OpenVinoConfig()
+        tflite_problem, LocalCpuTarget().describe(), OpenVinoConfig()
     )
     assert [f.code for f in findings] == ["unsupported-format"]
-    assert "not supported yet" in findings[0].message
+    assert "ONNX or PyTorch models, not tflite" in findings[0].message
     assert "ONNX" in (findings[0].fix or "")
 
 

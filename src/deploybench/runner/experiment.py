@@ -23,7 +23,12 @@ from deploybench.runner.functional import (
     select_output,
 )
 from deploybench.runner.latency import latency_metrics
-from deploybench.runner.preparation import PreparedExperiment, ProblemFiles, prepare_experiment
+from deploybench.runner.preparation import (
+    PreparedExperiment,
+    ProblemFiles,
+    prepare_experiment,
+    reference_toolchain,
+)
 from deploybench.runner.record import RunErrorInfo, RunRecord, ValidityInfo
 from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.experiment import Experiment
@@ -143,11 +148,10 @@ def _add_deployable(builder: _RunBuilder, deployable: Deployable, prefix: str) -
 def _reference_outputs(builder: _RunBuilder, functional_samples: int, progress: Progress) -> Path:
     """Run the input model with its original framework (fp32, no optimization) on the host."""
     prepared = builder.prepared
-    config = prepared.toolchain.reference_config()
+    toolchain = reference_toolchain(prepared.problem.model_format, prepared.toolchain)
+    config = toolchain.reference_config()
     progress("reference", 0, 1)
-    deployable = prepared.toolchain.build(
-        prepared.problem, config, builder.workdir / "reference-build"
-    )
+    deployable = toolchain.build(prepared.problem, config, builder.workdir / "reference-build")
     raw = LocalCpuTarget().execute(
         ExecutionRequest(
             deployable=deployable,
@@ -161,7 +165,7 @@ def _reference_outputs(builder: _RunBuilder, functional_samples: int, progress: 
     )
     builder.collect_logs(raw, "reference")
     builder.reference = {
-        "toolchain": prepared.toolchain.name,
+        "toolchain": toolchain.name,
         "config": config.model_dump(mode="json"),
         "target": "local",
         "steps": [s.model_dump(mode="json") for s in deployable.steps],

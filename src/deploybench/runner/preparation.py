@@ -55,6 +55,19 @@ def load_toolchain(name: str, version: str | None = None) -> Toolchain:
     return toolchain
 
 
+# The toolchain whose reference config runs a model "as its original framework would": a
+# PyTorch model's reference is PyTorch eager in fp32 whichever toolchain deploys it.
+_FRAMEWORK_TOOLCHAINS = {"torch": "pytorch"}
+
+
+def reference_toolchain(model_format: str, deploying: Toolchain) -> Toolchain:
+    """The toolchain the reference run of a ``model_format`` model uses."""
+    name = _FRAMEWORK_TOOLCHAINS.get(model_format)
+    if name is None or name == deploying.name:
+        return deploying
+    return load_toolchain(name)
+
+
 def _toolchain_and_environment(
     name: str, version: str | None
 ) -> tuple[Toolchain, ToolchainEnvironment | None]:

@@ -111,6 +111,11 @@ class Deployable(BaseModel):
     outputs: list[TensorSpec]
     steps: list[StepRecord]
     tool_versions: dict[str, str]
+    workflow: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The deployment workflow that ran (explicit or default): each step's "
+        "configuration, in order.",
+    )
     root: Path = Field(exclude=True)
 
     @property

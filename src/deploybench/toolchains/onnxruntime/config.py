@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deploybench.toolchains.onnxruntime.steps import OrtStep
 
 GraphOptimization = Literal["disabled", "basic", "extended", "all"]
 Quantization = Literal["none", "dynamic-int8", "static-int8"]
+# Options that describe model transformations: an explicit pipeline replaces them.
+PIPELINE_OPTIONS = (
+    "graph_optimization",
+    "quantization",
+    "per_channel",
+    "reduce_range",
+    "activation_type",
+    "calibration_samples",
+    "calibration_method",
+)
 
 
 class OnnxRuntimeConfig(BaseModel):
@@ -49,3 +61,19 @@ class OnnxRuntimeConfig(BaseModel):
         min_length=1,
         description="Execution providers in priority order; must be available on the host.",
     )
+    pipeline: list[OrtStep] | None = Field(
+        default=None,
+        description="Explicit deployment workflow, in order: export-onnx (torch models), "
+        "simplify, quantize, optimize. Replaces graph_optimization and the quantization "
+        "options; without it the default pipeline is derived from them.",
+    )
+
+    @model_validator(mode="after")
+    def _pipeline_or_options(self) -> Self:
+        both = sorted(set(PIPELINE_OPTIONS).intersection(self.model_fields_set))
+        if self.pipeline is not None and both:
+            raise ValueError(
+                f"set {', '.join(both)} inside the pipeline's steps (quantize, optimize), "
+                "not beside an explicit pipeline"
+            )
+        return self

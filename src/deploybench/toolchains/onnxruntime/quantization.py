@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deploybench.problems.resolved import ResolvedProblem
-from deploybench.toolchains.onnxruntime.config import OnnxRuntimeConfig
+from deploybench.toolchains.onnxruntime.steps import OrtQuantizeStep
 
 
 def calibration_batches(problem: ResolvedProblem, samples: int) -> Iterator[dict[str, np.ndarray]]:
@@ -20,13 +20,13 @@ def calibration_batches(problem: ResolvedProblem, samples: int) -> Iterator[dict
 
 
 def quantize(
-    source: Path, target: Path, problem: ResolvedProblem, config: OnnxRuntimeConfig
+    source: Path, target: Path, problem: ResolvedProblem, config: OrtQuantizeStep
 ) -> dict[str, object]:
     """Quantize ``source`` into ``target``; return the parameters that were used."""
     from onnxruntime import quantization as q
 
     weight_type = q.QuantType.QInt8
-    if config.quantization == "dynamic-int8":
+    if config.mode == "dynamic-int8":
         q.quantize_dynamic(
             source,
             target,

@@ -8,26 +8,33 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
+from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
 from deploybench.toolchains.base import (
     Deployable,
-    DeployableFile,
     Finding,
     Severity,
     Toolchain,
 )
 from deploybench.toolchains.onnxruntime.config import OnnxRuntimeConfig
-from deploybench.toolchains.onnxruntime.providers import create_session
-from deploybench.toolchains.pipeline import Pipeline
+from deploybench.toolchains.onnxruntime.steps import (
+    PROVIDERS_FACT,
+    OrtOptimizeStep,
+    OrtQuantizeStep,
+)
+from deploybench.toolchains.workflow import (
+    ExportOnnxStep,
+    ModelArtifact,
+    WorkflowState,
+    WorkflowStep,
+    chain_findings,
+    run_workflow,
+)
+from deploybench.toolchains.workflow.state import ONNX, TORCH
 
 _SESSION_FACTORY = "deploybench.toolchains.onnxruntime.session:open_session"
-_LEVELS = {
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
 # Ops that quantize_dynamic actually quantizes; a model without them gains nothing from it.
 _DYNAMIC_QUANT_OPS = {"MatMul", "Gemm", "Attention", "LSTM", "GRU", "EmbedLayerNormalization"}
 _QUANT_OPS = {
@@ -51,13 +58,15 @@ class OnnxRuntimeToolchain(Toolchain):
     )
     config_model: ClassVar[type[BaseModel]] = OnnxRuntimeConfig
     distribution: ClassVar[str | None] = "onnxruntime"
-    input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    input_formats: ClassVar[tuple[str, ...]] = ("onnx", "torch")
     capabilities: ClassVar[tuple[str, ...]] = (
         "graph-optimization",
         "dynamic-int8",
         "static-int8-qdq",
         "per-channel",
         "threads",
+        "torch-export",
+        "workflow",
     )
 
     @classmethod
@@ -74,21 +83,48 @@ class OnnxRuntimeToolchain(Toolchain):
         """fp32 on the CPU with every graph optimization disabled."""
         return OnnxRuntimeConfig(graph_optimization="disabled", quantization="none")
 
+    def workflow(self, config: BaseModel, model_format: str) -> list[WorkflowStep]:
+        """The explicit pipeline, or the default one derived from the flat options: export
+        (torch models), quantize, optimize."""
+        cfg = cast(OnnxRuntimeConfig, config)
+        if cfg.pipeline is not None:
+            return list(cfg.pipeline)
+        steps: list[WorkflowStep] = []
+        if model_format == TORCH:
+            steps.append(ExportOnnxStep(step="export-onnx"))
+        if cfg.quantization != "none":
+            steps.append(
+                OrtQuantizeStep(
+                    step="quantize",
+                    mode=cfg.quantization,
+                    per_channel=cfg.per_channel,
+                    reduce_range=cfg.reduce_range,
+                    activation_type=cfg.activation_type,
+                    calibration_samples=cfg.calibration_samples,
+                    calibration_method=cfg.calibration_method,
+                )
+            )
+        if cfg.graph_optimization != "disabled":
+            steps.append(OrtOptimizeStep(step="optimize", level=cfg.graph_optimization))
+        return steps
+
     def check(
         self, problem: ResolvedProblem, target: TargetInfo, config: BaseModel
     ) -> list[Finding]:
-        """Format, providers, opset, quantization fit, and whether ORT can load the model."""
+        """Format and workflow, providers, opset, quantization fit, and whether ORT can load
+        the model."""
         cfg = cast(OnnxRuntimeConfig, config)
-        findings: list[Finding] = []
-        if problem.model_format != "onnx":
+        steps = self.workflow(cfg, problem.model_format)
+        if problem.model_format not in self.input_formats:
             return [
                 Finding(
                     severity=Severity.ERROR,
                     code="unsupported-format",
-                    message=f"onnxruntime takes ONNX models, not {problem.model_format}",
+                    message=f"onnxruntime takes ONNX or PyTorch models, not {problem.model_format}",
                     fix="export the model to ONNX first",
                 )
             ]
+        findings = chain_findings(steps, problem.model_format, (ONNX,), self.name)
         if "python-session" not in target.executes:
             findings.append(
                 Finding(
@@ -112,47 +148,11 @@ class OnnxRuntimeToolchain(Toolchain):
                         fix=f"use one of: {', '.join(available)}",
                     )
                 )
-        already = sorted(_QUANT_OPS.intersection(problem.operators))
-        if cfg.quantization != "none" and already:
-            findings.append(
-                Finding(
-                    severity=Severity.ERROR,
-                    code="already-quantized",
-                    message=f"the model already holds quantized operators ({', '.join(already)})",
-                    fix="set quantization: none, or start from the fp32 model",
-                )
-            )
-        if cfg.quantization == "dynamic-int8" and not _DYNAMIC_QUANT_OPS.intersection(
-            problem.operators
-        ):
-            findings.append(
-                Finding(
-                    severity=Severity.WARNING,
-                    code="nothing-to-quantize",
-                    message="dynamic quantization only rewrites MatMul/Gemm/attention/RNN "
-                    "operators and this model has none",
-                    fix="use static-int8 for convolutional models",
-                )
-            )
-        if cfg.quantization == "dynamic-int8" and "Conv" in problem.operators:
-            findings.append(
-                Finding(
-                    severity=Severity.INFO,
-                    code="conv-stays-fp32",
-                    message="dynamic quantization leaves Conv layers in fp32",
-                    fix="static-int8 quantizes convolutions too",
-                )
-            )
-        if cfg.quantization == "static-int8" and cfg.calibration_samples > problem.n_samples:
-            findings.append(
-                Finding(
-                    severity=Severity.WARNING,
-                    code="few-calibration-samples",
-                    message=f"calibration asks for {cfg.calibration_samples} samples but the "
-                    f"dataset has {problem.n_samples}; all of them will be used",
-                )
-            )
-        findings.extend(self._load_check(problem, available))
+        for step in steps:
+            if isinstance(step, OrtQuantizeStep):
+                findings.extend(_quantization_findings(problem, step))
+        if problem.model_format == ONNX:
+            findings.extend(self._load_check(problem, available))
         return findings
 
     def _load_check(self, problem: ResolvedProblem, available: list[str]) -> list[Finding]:
@@ -179,88 +179,45 @@ class OnnxRuntimeToolchain(Toolchain):
         return []
 
     def build(self, problem: ResolvedProblem, config: BaseModel, workdir: Path) -> Deployable:
-        """Run the logged pipeline into ``workdir``."""
+        """Run the logged workflow into ``workdir``."""
         cfg = cast(OnnxRuntimeConfig, config)
-        workdir.mkdir(parents=True, exist_ok=True)
-        pipeline = Pipeline()
+        state = WorkflowState.start(problem, workdir)
+        state.facts[PROVIDERS_FACT] = list(cfg.execution_providers)
         onnx_version = distribution_version("onnx") or "not installed"
         ort_version = distribution_version("onnxruntime") or "not installed"
-        files: list[DeployableFile] = []
+        state.tool_versions.update({"onnx": onnx_version, "onnxruntime": ort_version})
+        steps = self.workflow(cfg, problem.model_format)
+        refused = [
+            f
+            for f in chain_findings(steps, problem.model_format, (ONNX,), self.name)
+            if f.severity == Severity.ERROR
+        ]
+        if refused:
+            raise CompatibilityError("; ".join(f.render() for f in refused))
 
-        with pipeline.step(
-            "validate", "onnx", onnx_version, {"input.onnx": problem.model_path}
-        ) as step:
-            import onnx
-
-            current = step.output(workdir / "model.onnx")
-            shutil.copyfile(problem.model_path, current)
-            onnx.checker.check_model(str(current), full_check=True)
-            step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
-        files.append(DeployableFile.of(workdir, current, "model"))
-
-        if cfg.quantization != "none":
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            with pipeline.step(
-                "preprocess", "onnxruntime.quantization", ort_version, {current.name: current}
+        if problem.model_format == ONNX:
+            with state.pipeline.step(
+                "validate", "onnx", onnx_version, {"input.onnx": problem.model_path}
             ) as step:
-                prepared = step.output(workdir / "preprocessed.onnx")
-                quant_pre_process(str(current), str(prepared))
-            from deploybench.toolchains.onnxruntime.quantization import quantize
+                import onnx
 
-            parameters = {"quantization": cfg.quantization, "per_channel": cfg.per_channel}
-            with pipeline.step(
-                "quantize",
-                "onnxruntime.quantization",
-                ort_version,
-                {prepared.name: prepared},
-                parameters,
-            ) as step:
-                quantized = step.output(workdir / "quantized.onnx")
-                used = quantize(prepared, quantized, problem, cfg)
-                step.log(f"quantization parameters: {used}")
-            current = quantized
-            files.append(DeployableFile.of(workdir, prepared, "preprocessed-model"))
-            files.append(DeployableFile.of(workdir, current, "quantized-model"))
-
-        runtime_level = "disabled"
-        if cfg.graph_optimization != "disabled":
-            import onnxruntime as ort
-
-            with pipeline.step(
-                "optimize",
-                "onnxruntime",
-                ort_version,
-                {current.name: current},
-                {"level": cfg.graph_optimization},
-            ) as step:
-                optimized = step.output(workdir / "optimized.onnx")
-                so = ort.SessionOptions()
-                so.graph_optimization_level = getattr(
-                    ort.GraphOptimizationLevel, _LEVELS[cfg.graph_optimization]
-                )
-                so.optimized_model_filepath = str(optimized)
-                so.log_severity_level = 3  # the one warning ORT prints is restated below
-                create_session(str(current), so, list(cfg.execution_providers))
-                step.log(f"saved {cfg.graph_optimization}-level optimized graph")
-                if cfg.graph_optimization == "all":
-                    step.log(
-                        "level 'all' may insert layout (NCHWc) kernels specific to this CPU: "
-                        "the optimized model is only valid on the machine that built it"
-                    )
-            current = optimized
-            files.append(DeployableFile.of(workdir, current, "optimized-model"))
-            # The deployed artifact is the optimized graph itself: nothing is re-optimized at
-            # load time, so what runs is exactly the file whose sha256 is recorded.
-
+                current = step.output(workdir / "model.onnx")
+                shutil.copyfile(problem.model_path, current)
+                onnx.checker.check_model(str(current), full_check=True)
+                step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
+            state.current = ModelArtifact(ONNX, current)
+            state.keep(current, "model")
+        final = run_workflow(steps, state)
+        # The deployed artifact is the last step's graph itself: nothing is re-optimized at
+        # load time, so what runs is exactly the file whose sha256 is recorded.
         deployable = Deployable(
             toolchain=self.name,
             kind="python-session",
             session_factory=_SESSION_FACTORY,
-            entry=current.name,
-            files=files,
+            entry=final.path.name,
+            files=state.files,
             session_config={
-                "graph_optimization": runtime_level,
+                "graph_optimization": "disabled",
                 "intra_op_threads": cfg.intra_op_threads,
                 "inter_op_threads": cfg.inter_op_threads,
                 "execution_mode": cfg.execution_mode,
@@ -268,9 +225,55 @@ class OnnxRuntimeToolchain(Toolchain):
             },
             inputs=problem.inputs,
             outputs=problem.outputs,
-            steps=pipeline.steps,
-            tool_versions={"onnx": onnx_version, "onnxruntime": ort_version},
+            steps=state.pipeline.steps,
+            tool_versions=state.tool_versions,
+            workflow=[step.model_dump() for step in steps],
             root=workdir,
         )
         deployable.write_manifest()
         return deployable
+
+
+def _quantization_findings(problem: ResolvedProblem, step: OrtQuantizeStep) -> list[Finding]:
+    """Whether quantizing this model this way makes sense."""
+    findings: list[Finding] = []
+    already = sorted(_QUANT_OPS.intersection(problem.operators))
+    if already:
+        findings.append(
+            Finding(
+                severity=Severity.ERROR,
+                code="already-quantized",
+                message=f"the model already holds quantized operators ({', '.join(already)})",
+                fix="set quantization: none, or start from the fp32 model",
+            )
+        )
+    if problem.model_format == ONNX:
+        if step.mode == "dynamic-int8" and not _DYNAMIC_QUANT_OPS.intersection(problem.operators):
+            findings.append(
+                Finding(
+                    severity=Severity.WARNING,
+                    code="nothing-to-quantize",
+                    message="dynamic quantization only rewrites MatMul/Gemm/attention/RNN "
+                    "operators and this model has none",
+                    fix="use static-int8 for convolutional models",
+                )
+            )
+        if step.mode == "dynamic-int8" and "Conv" in problem.operators:
+            findings.append(
+                Finding(
+                    severity=Severity.INFO,
+                    code="conv-stays-fp32",
+                    message="dynamic quantization leaves Conv layers in fp32",
+                    fix="static-int8 quantizes convolutions too",
+                )
+            )
+    if step.mode == "static-int8" and step.calibration_samples > problem.n_samples:
+        findings.append(
+            Finding(
+                severity=Severity.WARNING,
+                code="few-calibration-samples",
+                message=f"calibration asks for {step.calibration_samples} samples but the "
+                f"dataset has {problem.n_samples}; all of them will be used",
+            )
+        )
+    return findings

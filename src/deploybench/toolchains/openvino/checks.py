@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from deploybench.plugins.availability import distribution_version
@@ -17,6 +18,7 @@ from deploybench.toolchains.openvino.properties import (
     host_capabilities,
     precision_supported,
 )
+from deploybench.toolchains.workflow import ModelArtifact, WorkflowStep
 
 # Element types the CPU plugin takes as model inputs (numpy names).
 SUPPORTED_DTYPES = frozenset(
@@ -113,7 +115,7 @@ def problem_findings(problem: ResolvedProblem, cfg: OpenVinoConfig) -> list[Find
                     fix="export the model in float32 to compare like with like",
                 )
             )
-    if cfg.precision != "int8":
+    if cfg.precision != "int8" or problem.model_format != "onnx":
         return findings
     already = sorted(ALREADY_QUANTIZED_OPS.intersection(problem.operators))
     if already:
@@ -173,13 +175,19 @@ def thread_findings(cfg: OpenVinoConfig, target: TargetInfo) -> list[Finding]:
     return findings
 
 
-def model_findings(problem: ResolvedProblem) -> list[Finding]:
-    """Convert the model and ask the plugin which layers it supports."""
+def model_findings(problem: ResolvedProblem, steps: Sequence[WorkflowStep]) -> list[Finding]:
+    """Convert the model as the workflow's convert step will and ask the plugin which layers
+    it supports. A workflow that exports to ONNX first is checked when it runs."""
     import openvino as ov  # type: ignore[import-untyped]
 
+    from deploybench.toolchains.openvino.steps import OvConvertStep, convert_to_openvino
+
+    if not steps or not isinstance(steps[0], OvConvertStep):
+        return []
     version = distribution_version("openvino") or ov.__version__
+    artifact = ModelArtifact(problem.model_format, problem.model_path)
     try:
-        model = ov.convert_model(str(problem.model_path))
+        model = convert_to_openvino(problem, artifact)
     except Exception as exc:  # the frontends raise several unrelated exception classes
         return [_conversion_error(str(exc), type(exc).__name__, version)]
     findings: list[Finding] = []

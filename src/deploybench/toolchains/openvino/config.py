@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from deploybench.toolchains.openvino.steps import NncfQuantizeStep, OpenVinoStep
 
 Precision = Literal["f32", "bf16", "f16", "int8"]
 PerformanceHint = Literal["latency", "throughput"]
@@ -45,6 +47,42 @@ class OpenVinoConfig(BaseModel):
         description="NNCF preset for int8: performance (symmetric weights and activations) or "
         "mixed (asymmetric activations, better for non-ReLU activations).",
     )
+
+    pipeline: list[OpenVinoStep] | None = Field(
+        default=None,
+        description="Explicit deployment workflow, in order: export-onnx and simplify (torch "
+        "models through ONNX), convert (ONNX or torch to IR), quantize (NNCF int8). Without "
+        "it: convert, then quantize when precision is int8.",
+    )
+
+    @property
+    def quantizes(self) -> bool:
+        """Whether the workflow quantizes to int8 (precision int8 or a quantize step)."""
+        if self.pipeline is None:
+            return self.precision == "int8"
+        return any(isinstance(step, NncfQuantizeStep) for step in self.pipeline)
+
+    @model_validator(mode="after")
+    def _pipeline_or_options(self) -> Self:
+        if self.pipeline is None:
+            return self
+        both = sorted({"calibration_samples", "quantization_preset"} & self.model_fields_set)
+        if both:
+            raise ValueError(
+                f"set {', '.join(both)} in the pipeline's quantize step, not beside an "
+                "explicit pipeline"
+            )
+        if self.precision == "int8":
+            raise ValueError(
+                "with an explicit pipeline, int8 comes from a '- step: quantize' step; "
+                "leave precision at f32"
+            )
+        if self.quantizes and self.precision != "f32":
+            raise ValueError(
+                "a pipeline with a quantize step runs int8 with the other layers in f32; "
+                f"precision {self.precision} cannot be combined with it"
+            )
+        return self
 
     @field_validator("streams", mode="before")
     @classmethod

@@ -8,12 +8,12 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
+from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
 from deploybench.toolchains.base import (
     Deployable,
-    DeployableFile,
     Finding,
     Severity,
     Toolchain,
@@ -27,11 +27,17 @@ from deploybench.toolchains.openvino.properties import (
     precision_mismatch,
     session_config,
 )
-from deploybench.toolchains.pipeline import Pipeline
+from deploybench.toolchains.openvino.steps import NncfQuantizeStep, OvConvertStep
+from deploybench.toolchains.workflow import (
+    WorkflowState,
+    WorkflowStep,
+    chain_findings,
+    run_workflow,
+)
+from deploybench.toolchains.workflow.state import OPENVINO_IR
 
 _SESSION_FACTORY = "deploybench.toolchains.openvino.session:open_session"
 CONFIG_FILE = "openvino_config.json"
-REPORT_FILE = "quantization_report.json"
 
 
 class OpenVinoToolchain(Toolchain):
@@ -45,7 +51,7 @@ class OpenVinoToolchain(Toolchain):
     )
     config_model: ClassVar[type[BaseModel]] = OpenVinoConfig
     distribution: ClassVar[str | None] = "openvino"
-    input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    input_formats: ClassVar[tuple[str, ...]] = ("onnx", "torch")
     capabilities: ClassVar[tuple[str, ...]] = (
         "f32",
         "bf16",
@@ -54,6 +60,8 @@ class OpenVinoToolchain(Toolchain):
         "performance-hint",
         "streams",
         "threads",
+        "torch-convert",
+        "workflow",
     )
 
     @classmethod
@@ -70,22 +78,57 @@ class OpenVinoToolchain(Toolchain):
         """f32 inference precision, latency hint, no quantization."""
         return OpenVinoConfig(precision="f32", hint="latency")
 
+    def workflow(self, config: BaseModel, model_format: str) -> list[WorkflowStep]:
+        """The explicit pipeline, or the default: convert (from ONNX or straight from
+        PyTorch), then quantize when precision is int8."""
+        cfg = cast(OpenVinoConfig, config)
+        if cfg.pipeline is not None:
+            return list(cfg.pipeline)
+        steps: list[WorkflowStep] = [OvConvertStep(step="convert")]
+        if cfg.precision == "int8":
+            steps.append(
+                NncfQuantizeStep(
+                    step="quantize",
+                    calibration_samples=cfg.calibration_samples,
+                    preset=cfg.quantization_preset,
+                )
+            )
+        return steps
+
+    @staticmethod
+    def effective(config: BaseModel) -> OpenVinoConfig:
+        """The config as the session sees it: precision int8 when a quantize step runs, with
+        that step's calibration settings."""
+        cfg = cast(OpenVinoConfig, config)
+        if cfg.pipeline is None or not cfg.quantizes:
+            return cfg
+        step = next(s for s in cfg.pipeline if isinstance(s, NncfQuantizeStep))
+        return cfg.model_copy(
+            update={
+                "precision": "int8",
+                "calibration_samples": step.calibration_samples,
+                "quantization_preset": step.preset,
+            }
+        )
+
     def check(
         self, problem: ResolvedProblem, target: TargetInfo, config: BaseModel
     ) -> list[Finding]:
-        """Format, target, precision, types, threads, then conversion and layer support."""
-        cfg = cast(OpenVinoConfig, config)
-        if problem.model_format != "onnx":
+        """Format and workflow, target, precision, types, threads, then conversion and layer
+        support."""
+        cfg = self.effective(config)
+        if problem.model_format not in self.input_formats:
             return [
                 Finding(
                     severity=Severity.ERROR,
                     code="unsupported-format",
-                    message=f"the openvino toolchain takes ONNX models, not "
-                    f"{problem.model_format}: converting torch models is not supported yet",
+                    message=f"the openvino toolchain takes ONNX or PyTorch models, not "
+                    f"{problem.model_format}",
                     fix="export the model to ONNX (torch.onnx.export) and use that file",
                 )
             ]
-        findings: list[Finding] = []
+        steps = self.workflow(config, problem.model_format)
+        findings = chain_findings(steps, problem.model_format, (OPENVINO_IR,), self.name)
         if "python-session" not in target.executes:
             findings.append(
                 Finding(
@@ -98,89 +141,38 @@ class OpenVinoToolchain(Toolchain):
         findings.extend(checks.precision_findings(cfg, target))
         findings.extend(checks.problem_findings(problem, cfg))
         findings.extend(checks.thread_findings(cfg, target))
-        findings.extend(checks.model_findings(problem))
+        if not any(f.severity is Severity.ERROR for f in findings):
+            # Converting is only meaningful (and only safe) once the workflow is sound.
+            findings.extend(checks.model_findings(problem, steps))
         return findings
 
     def build(self, problem: ResolvedProblem, config: BaseModel, workdir: Path) -> Deployable:
-        """Run the logged pipeline into ``workdir``."""
-        cfg = cast(OpenVinoConfig, config)
-        workdir.mkdir(parents=True, exist_ok=True)
-        pipeline = Pipeline()
+        """Run the logged workflow into ``workdir``, then package the runtime config."""
+        cfg = self.effective(config)
+        state = WorkflowState.start(problem, workdir)
         ov_version = distribution_version("openvino") or "not installed"
-        tool_versions = {"openvino": ov_version}
-
-        with pipeline.step(
-            "convert",
-            "openvino",
-            ov_version,
-            {"input.onnx": problem.model_path},
-            {"compress_to_fp16": False},
-        ) as step:
-            import openvino as ov  # type: ignore[import-untyped]
-
-            xml = step.output(workdir / "model.xml")
-            weights = step.output(workdir / "model.bin")
-            model = ov.convert_model(str(problem.model_path))
-            # save_model compresses weights to fp16 by default, which would change f32 results.
-            ov.save_model(model, str(xml), compress_to_fp16=False)
-            step.log(f"opset {problem.opset}; ONNX operators: {', '.join(problem.operators)}")
-            step.log(f"inputs: {', '.join(str(port) for port in model.inputs)}")
-            step.log(f"outputs: {', '.join(str(port) for port in model.outputs)}")
-        files = [
-            DeployableFile.of(workdir, xml, "model"),
-            DeployableFile.of(workdir, weights, "weights"),
+        state.tool_versions["openvino"] = ov_version
+        steps = self.workflow(config, problem.model_format)
+        refused = [
+            f
+            for f in chain_findings(steps, problem.model_format, (OPENVINO_IR,), self.name)
+            if f.severity is Severity.ERROR
         ]
-        entry, entry_weights = xml, weights
-
-        if cfg.precision == "int8":
-            from deploybench.toolchains.openvino.quantization import (
-                describe_evaluation,
-                evaluate,
-                quantize,
-            )
-
-            nncf_version = distribution_version("nncf") or "not installed"
-            tool_versions["nncf"] = nncf_version
-            with pipeline.step(
-                "quantize",
-                "nncf",
-                nncf_version,
-                {xml.name: xml, weights.name: weights},
-                {
-                    "calibration_samples": cfg.calibration_samples,
-                    "preset": cfg.quantization_preset,
-                },
-            ) as step:
-                entry = step.output(workdir / "model-int8.xml")
-                entry_weights = step.output(workdir / "model-int8.bin")
-                used = quantize(xml, entry, problem, cfg)
-                step.log(f"quantization parameters: {used}")
-            with pipeline.step(
-                "evaluate",
-                "openvino",
-                ov_version,
-                {xml.name: xml, entry.name: entry, "dataset.npz": problem.dataset_path},
-            ) as step:
-                report_path = step.output(workdir / REPORT_FILE)
-                report = evaluate(xml, entry, problem)
-                report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-                step.log(describe_evaluation(report))
-            files += [
-                DeployableFile.of(workdir, entry, "quantized-model"),
-                DeployableFile.of(workdir, entry_weights, "quantized-weights"),
-                DeployableFile.of(workdir, report_path, "quantization-report"),
-            ]
+        if refused:
+            raise CompatibilityError("; ".join(f.render() for f in refused))
+        final = run_workflow(steps, state)
+        entry, entry_weights = final.path, final.companions[0]
 
         settings = session_config(cfg)
         properties = compile_properties(settings)
-        with pipeline.step(
+        with state.pipeline.step(
             "package",
             "openvino",
             ov_version,
-            {entry.name: entry, entry_weights.name: entry_weights},
+            final.files(),
             {"device": DEVICE, "properties": properties},
         ) as step:
-            import openvino as ov
+            import openvino as ov  # type: ignore[import-untyped]
 
             config_path = step.output(workdir / CONFIG_FILE)
             config_path.write_text(json.dumps({DEVICE: properties}, indent=2) + "\n")
@@ -194,19 +186,21 @@ class OpenVinoToolchain(Toolchain):
                 f"reproduce with: benchmark_app -m {entry.name} -d {DEVICE} "
                 f"-load_config {CONFIG_FILE}"
             )
-        files.append(DeployableFile.of(workdir, config_path, "runtime-config"))
+        state.keep(config_path, "runtime-config")
+        del entry_weights  # listed by the step that wrote it
 
         deployable = Deployable(
             toolchain=self.name,
             kind="python-session",
             session_factory=_SESSION_FACTORY,
             entry=entry.name,
-            files=files,
+            files=state.files,
             session_config=settings,
             inputs=problem.inputs,
             outputs=problem.outputs,
-            steps=pipeline.steps,
-            tool_versions=tool_versions,
+            steps=state.pipeline.steps,
+            tool_versions=state.tool_versions,
+            workflow=[step.model_dump() for step in steps],
             root=workdir,
         )
         deployable.write_manifest()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deploybench.toolchains.workflow import ExportOnnxStep, SimplifyStep
+
 OptLevel = Literal[0, 1, 2, 3]
 Tuning = Literal["none", "metaschedule"]
+
+# Steps that may run before TVM imports and compiles the ONNX graph.
+TvmStep = Annotated[ExportOnnxStep | SimplifyStep, Field(discriminator="step")]
 
 _FEATURE = re.compile(r"^[+-][A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -71,4 +76,9 @@ class TvmConfig(BaseModel):
     target: TvmTargetConfig = Field(
         default_factory=TvmTargetConfig,
         description="LLVM code-generation target: mcpu, mattr, num_cores.",
+    )
+    pipeline: list[TvmStep] | None = Field(
+        default=None,
+        description="Steps before TVM imports the ONNX graph and compiles it: export-onnx "
+        "(torch models) and simplify. Default: export-onnx for torch models, nothing for ONNX.",
     )

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
 
+from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -22,7 +23,7 @@ from deploybench.toolchains.base import (
     Severity,
     Toolchain,
 )
-from deploybench.toolchains.pipeline import BuildError, Pipeline
+from deploybench.toolchains.pipeline import BuildError
 from deploybench.toolchains.tvm.config import TvmConfig
 from deploybench.toolchains.tvm.frontend import (
     SUPPORTED_DTYPES,
@@ -41,6 +42,14 @@ from deploybench.toolchains.tvm.runtime import (
     tvm_version,
     usable_cpus,
 )
+from deploybench.toolchains.workflow import (
+    ExportOnnxStep,
+    WorkflowState,
+    WorkflowStep,
+    chain_findings,
+    run_workflow,
+)
+from deploybench.toolchains.workflow.state import ONNX, TORCH
 
 _SESSION_FACTORY = "deploybench.toolchains.tvm.session:open_session"
 _FUNCTION = "main"
@@ -68,7 +77,7 @@ class TvmToolchain(Toolchain):
     )
     config_model: ClassVar[type[BaseModel]] = TvmConfig
     distribution: ClassVar[str | None] = "apache-tvm"
-    input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    input_formats: ClassVar[tuple[str, ...]] = ("onnx", "torch")
     capabilities: ClassVar[tuple[str, ...]] = (
         "opt-levels",
         "llvm-target",
@@ -100,21 +109,29 @@ class TvmToolchain(Toolchain):
         """fp32, opt level 0 (no TVM or LLVM optimization), untuned, for the host CPU."""
         return TvmConfig(opt_level=0, tuning="none")
 
+    def workflow(self, config: BaseModel, model_format: str) -> list[WorkflowStep]:
+        """Steps before the import: the explicit pipeline, else export-onnx for torch."""
+        cfg = cast(TvmConfig, config)
+        if cfg.pipeline is not None:
+            return list(cfg.pipeline)
+        return [ExportOnnxStep(step="export-onnx")] if model_format == TORCH else []
+
     def check(
         self, problem: ResolvedProblem, target: TargetInfo, config: BaseModel
     ) -> list[Finding]:
         """Format, target, tuning, LLVM target, operators, dtypes, shapes and a trial import."""
         cfg = cast(TvmConfig, config)
-        if problem.model_format != "onnx":
+        if problem.model_format not in self.input_formats:
             return [
                 Finding(
                     severity=Severity.ERROR,
                     code="unsupported-format",
-                    message=f"tvm takes ONNX models, not {problem.model_format}",
+                    message=f"tvm takes ONNX or PyTorch models, not {problem.model_format}",
                     fix="export the model to ONNX first",
                 )
             ]
-        findings: list[Finding] = []
+        steps = self.workflow(cfg, problem.model_format)
+        findings = chain_findings(steps, problem.model_format, (ONNX,), self.name)
         if "python-session" not in target.executes:
             findings.append(
                 Finding(
@@ -137,7 +154,10 @@ class TvmToolchain(Toolchain):
         findings.extend(self._llvm_findings(cfg))
         findings.extend(self._dtype_findings(problem))
         findings.extend(self._shape_findings(problem, cfg))
-        unsupported = unsupported_operators(problem.operators)
+        # A torch problem lists module classes, not ONNX operators: its graph is checked
+        # when the export step has written it.
+        onnx_ops = problem.operators if problem.model_format == ONNX else []
+        unsupported = unsupported_operators(onnx_ops)
         if unsupported:
             findings.append(
                 Finding(
@@ -150,9 +170,10 @@ class TvmToolchain(Toolchain):
                     "(onnxruntime)",
                 )
             )
-        if not any(f.severity is Severity.ERROR for f in findings):
+        if not steps and not any(f.severity is Severity.ERROR for f in findings):
+            # With steps before it, the graph TVM imports only exists once they have run.
             findings.extend(self._trial_import(problem))
-        if "Conv" in problem.operators and cfg.tuning == "none":
+        if ("Conv" in onnx_ops or "Conv2d" in problem.operators) and cfg.tuning == "none":
             findings.append(
                 Finding(
                     severity=Severity.WARNING,
@@ -282,8 +303,17 @@ class TvmToolchain(Toolchain):
         cfg = cast(TvmConfig, config)
         if cfg.tuning != "none":
             raise BuildError("compile", METASCHEDULE_REFUSAL, "")
-        workdir.mkdir(parents=True, exist_ok=True)
-        pipeline = Pipeline()
+        steps = self.workflow(cfg, problem.model_format)
+        refused = [
+            f
+            for f in chain_findings(steps, problem.model_format, (ONNX,), self.name)
+            if f.severity is Severity.ERROR
+        ]
+        if refused:
+            raise CompatibilityError("; ".join(f.render() for f in refused))
+        state = WorkflowState.start(problem, workdir)
+        source = run_workflow(steps, state).path
+        pipeline = state.pipeline
         version = tvm_version()
         onnx_version = distribution_version("onnx") or "not installed"
         tvm = tvm_module("tvm")
@@ -295,10 +325,10 @@ class TvmToolchain(Toolchain):
             "import",
             "tvm.relax.frontend.onnx",
             version,
-            {"input.onnx": problem.model_path},
+            {"input.onnx" if not steps else source.name: source},
             {"batch_size": cfg.batch_size, "onnx": onnx_version},
         ) as step:
-            module = import_onnx(problem.model_path)
+            module = import_onnx(source)
             if cfg.batch_size is not None:
                 module, bound = bind_batch(module, cfg.batch_size)
                 step.log(
@@ -308,7 +338,8 @@ class TvmToolchain(Toolchain):
                 )
             script = step.output(workdir / _SCRIPT)
             script.write_text(module.script(show_meta=False), encoding="utf-8")
-            step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
+            if not steps:
+                step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
             step.log(f"main: {_signature(module['main'])}")
 
         resolved = llvm_target(
@@ -366,6 +397,7 @@ class TvmToolchain(Toolchain):
             session_factory=_SESSION_FACTORY,
             entry=library.name,
             files=[
+                *state.files,
                 DeployableFile.of(workdir, script, "relax-ir"),
                 DeployableFile.of(workdir, library, "shared-library"),
                 DeployableFile.of(workdir, runtime, "runtime-config"),
@@ -379,11 +411,16 @@ class TvmToolchain(Toolchain):
             outputs=problem.outputs,
             steps=pipeline.steps,
             tool_versions={
+                **state.tool_versions,
                 "apache-tvm": version,
                 "onnx": onnx_version,
                 "llvm": llvm_version,
                 "linker": linker_text,
             },
+            workflow=[
+                *(step.model_dump() for step in steps),
+                {"step": "compile", "opt_level": cfg.opt_level, "target": resolved},
+            ],
             root=workdir,
         )
         deployable.write_manifest()
