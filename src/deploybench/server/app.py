@@ -69,6 +69,7 @@ def build_services(settings: ServerSettings, wakeup: Wakeup) -> Services:
         notify=wakeup.notify,
         notifier=Notifier(settings.notices),
         scheduling=settings.scheduling,
+        check_compatibility=settings.check_compatibility,
     )
     auth = AuthService(sessionmaker(store.engine, expire_on_commit=False))
     return Services(settings, store, lab, auth, wakeup)

@@ -24,6 +24,11 @@ class ServerSettings(BaseModel):
     sweep_interval: float = Field(
         default=2.0, gt=0, description="Sweeper period (s): leases, offline agents, health."
     )
+    check_compatibility: bool = Field(
+        default=True,
+        description="Run the toolchain's checks against the uploaded model and the targets an "
+        "experiment may be placed on at submit, and refuse impossible experiments (REQ-00025).",
+    )
     notices: NoticeSettings = Field(
         default_factory=NoticeSettings, description="E-mail and webhook completion notices."
     )

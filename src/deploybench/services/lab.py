@@ -30,6 +30,7 @@ from deploybench.scheduler.settings import SchedulingSettings
 from deploybench.services import accounting
 from deploybench.services.auth import ForbiddenError, Principal, Role
 from deploybench.services.farm import FarmControl, target_json
+from deploybench.services.lab_compat import refuse_impossible
 from deploybench.services.lab_dispatch import (
     HEALTH_PURPOSE,
     QueuedJob,
@@ -48,6 +49,7 @@ from deploybench.services.lab_types import (
 )
 from deploybench.services.notices import CampaignNotice, Notifier
 from deploybench.services.reservations import Reservations, reservations_in_force
+from deploybench.spec import Experiment
 from deploybench.store.lab_models import (
     ACTIVE_STATES,
     AgentRow,
@@ -85,8 +87,10 @@ class LabService:
         notify: Callable[[], None] | None = None,
         notifier: Notifier | None = None,
         scheduling: SchedulingSettings | None = None,
+        check_compatibility: bool = True,
     ) -> None:
         self.store = store
+        self.check_compatibility = check_compatibility
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
@@ -154,6 +158,8 @@ class LabService:
             prepare_submission(definition, index, self.store.artifacts)
             for index, definition in enumerate(definitions)
         ]
+        if self.check_compatibility:
+            self._refuse_impossible(prepared)
         campaign = uuid.uuid4().hex[:12]
         now = _now()
         ids: list[str] = []
@@ -176,6 +182,28 @@ class LabService:
                     ids.append(job.id)
         self._notify()
         return campaign, ids
+
+    def _refuse_impossible(
+        self, prepared: Sequence[tuple[dict[str, Any], dict[str, str], str]]
+    ) -> None:
+        """Run each toolchain's checks against the targets the experiment may be placed on,
+        outside any write transaction (checks load runtimes and convert models)."""
+        with self._sessions() as session:
+            targets = list(session.scalars(select(TargetRow).order_by(TargetRow.name)))
+        live = [t for t in targets if t.health != "retired"]
+        for index, (data, inputs, plugin) in enumerate(prepared):
+            keys = [json.loads(k) for k in self._placements(data, index, plugin, targets)]
+            candidates = [
+                (t.name, t.info) for t in live if any(placement_matches(k, t) for k in keys)
+            ]
+            refuse_impossible(
+                Experiment.model_validate(data),
+                data,
+                inputs,
+                self.store.artifacts,
+                candidates,
+                index,
+            )
 
     def _new_job(
         self,
