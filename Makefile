@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned to 2.13.0 in pyproject (any other version pulls a multi-GB CUDA build).
-EXTRAS := onnxruntime,torch,export,postgresql,openvino,tvm,workflows,dev
+EXTRAS := onnxruntime,torch,export,postgresql,openvino,tvm,workflows,litert,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 export DEPLOYBENCH_HOME ?= $(CURDIR)/.deploybench
 

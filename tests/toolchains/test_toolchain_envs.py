@@ -112,6 +112,7 @@ def _fake_build(calls: list[str], delay: float = 0.0) -> Any:
         requirements: list[str],
         toolchain: str | None,
         log: Any,
+        share_main: bool = False,
     ) -> ToolchainEnvironment:
         calls.append(key)
         time.sleep(delay)
@@ -174,3 +175,26 @@ def test_guides_in_docs_are_in_sync() -> None:
         assert doc.is_file() and doc.read_text(encoding="utf-8") == text, (
             f"docs/toolchains/{filename} is stale: run `make docs`"
         )
+
+
+def test_an_environment_sharing_the_main_packages_installs_only_what_is_missing(
+    home: Path,
+) -> None:
+    from deploybench.toolchains.envs.environments import ensure_environment, environment_key
+
+    assert environment_key(["packaging"]) != environment_key(["packaging"], share_main=True)
+    environment = ensure_environment(["packaging"], toolchain="test", share_main=True)
+    assert environment.key == environment_key(["packaging"], share_main=True)
+    site = next((environment.path / "lib").glob("python3*/site-packages"))
+    # The main environment's packaging satisfies the pin: nothing was installed ...
+    assert not list(site.glob("packaging*"))
+    # ... and the environment still imports it, from the main environment.
+    import subprocess
+
+    done = subprocess.run(
+        [str(environment.python), "-c", "import packaging, sys; print(packaging.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert str(environment.path) not in done.stdout

@@ -88,12 +88,16 @@ def normalize_requirements(requirements: list[str]) -> list[str]:
     return sorted({r.strip() for r in requirements if r.strip()})
 
 
-def environment_key(requirements: list[str]) -> str:
-    """sha256 of the canonical requirement set plus the interpreter it is built for."""
-    payload = json.dumps(
-        {"python": _python_tag(), "requirements": normalize_requirements(requirements)},
-        sort_keys=True,
-    )
+def environment_key(requirements: list[str], share_main: bool = False) -> str:
+    """sha256 of the canonical requirement set plus the interpreter it is built for (and
+    whether it reuses the main environment's packages)."""
+    data: dict[str, Any] = {
+        "python": _python_tag(),
+        "requirements": normalize_requirements(requirements),
+    }
+    if share_main:  # absent otherwise, so the keys of existing environments do not change
+        data["share_main"] = True
+    payload = json.dumps(data, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -174,17 +178,25 @@ def read_environment(path: Path) -> ToolchainEnvironment | None:
 
 
 def ensure_environment(
-    requirements: list[str], toolchain: str | None = None, log: Log | None = None
+    requirements: list[str],
+    toolchain: str | None = None,
+    log: Log | None = None,
+    share_main: bool = False,
 ) -> ToolchainEnvironment:
     """The ready environment for ``requirements``, building it first when needed.
 
     Concurrent callers wait on a lock; the build happens in a temporary folder renamed into
     place at the end, so a failed or interrupted build leaves no cache entry.
+
+    ``share_main``: let pip see the main environment's packages while it resolves, so a
+    dependency the main environment already satisfies (torch: 750 MB) is not installed again;
+    only missing or conflicting packages land in the environment (and shadow the main ones).
+    Without it every dependency is installed into the environment.
     """
     wanted = normalize_requirements(requirements)
     if not wanted:
         raise DeploybenchError("a toolchain environment needs at least one requirement")
-    key = environment_key(wanted)
+    key = environment_key(wanted, share_main)
     root = envs_root()
     final = root / key
     with _locked(root / f"{key}.lock"):
@@ -195,7 +207,7 @@ def ensure_environment(
             shutil.rmtree(final, ignore_errors=True)
         building = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{key[:16]}-", dir=root))
         try:
-            environment = _build(building, final, key, wanted, toolchain, log)
+            environment = _build(building, final, key, wanted, toolchain, log, share_main)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
@@ -210,11 +222,18 @@ def _build(
     requirements: list[str],
     toolchain: str | None,
     log: Log | None,
+    share_main: bool = False,
 ) -> ToolchainEnvironment:
     code, output = _run([sys.executable, "-m", "venv", "--without-pip", str(folder)], log)
     if code != 0:
         raise EnvironmentBuildError("creating the virtual environment failed", output)
     python = folder / "bin" / "python"
+    pth = _site_packages(folder) / PTH_NAME
+    roots = "".join(f"{root}\n" for root in main_import_roots())
+    if share_main:
+        # Before the install: pip sees the main packages as installed and keeps those that
+        # satisfy the pins ("not uninstalling ... outside environment" for the others).
+        pth.write_text(roots, encoding="utf-8")
     # The main environment's pip installs into the new one (--python): no ensurepip needed.
     argv = [
         sys.executable,
@@ -234,10 +253,9 @@ def _build(
             f"(exit {code})",
             output,
         )
-    # Written after the install so that pip resolves every dependency into the environment.
-    (_site_packages(folder) / PTH_NAME).write_text(
-        "".join(f"{root}\n" for root in main_import_roots()), encoding="utf-8"
-    )
+    # Otherwise written after the install, so that pip resolves every dependency into the
+    # environment.
+    pth.write_text(roots, encoding="utf-8")
     versions = _installed_versions(python, _requirement_names(requirements))
     environment = ToolchainEnvironment(
         key=key,
