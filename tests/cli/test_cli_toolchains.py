@@ -38,6 +38,7 @@ def _fake_build(calls: list[list[str]]) -> Any:
         requirements: list[str],
         toolchain: str | None,
         log: Any,
+        share_main: bool = False,
     ) -> ToolchainEnvironment:
         calls.append(requirements)
         log("Collecting onnxruntime")
