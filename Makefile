@@ -16,6 +16,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# pytorchcv (the zoo's resnet18 architecture) without its declared torchvision, which
+	# would replace torch 2.13.0 by a multi-GB CUDA build; the models used import neither.
+	$(BIN)/python -m pip install --quiet --no-deps pytorchcv==0.0.74
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -33,8 +33,10 @@ def test_lists_the_open_models_and_datasets() -> None:
         "digits-cnn-torch",
         "digits-mlp",
         "diabetes-linear",
+        "resnet18-wd4-digits32",
+        "resnet18-wd4-digits32-torch",
     ]
-    assert [d.name for d in list_datasets()] == ["digits", "diabetes"]
+    assert [d.name for d in list_datasets()] == ["digits", "digits32", "diabetes"]
 
 
 def test_get_model_returns_its_metadata() -> None:
@@ -71,7 +73,8 @@ def test_unknown_model_is_a_user_error_listing_known_names() -> None:
     assert isinstance(info.value, UserError)
     assert (
         str(info.value) == "unknown open model 'x'; known: "
-        "digits-cnn, digits-cnn-torch, digits-mlp, diabetes-linear"
+        "digits-cnn, digits-cnn-torch, digits-mlp, diabetes-linear, resnet18-wd4-digits32, "
+        "resnet18-wd4-digits32-torch"
     )
 
 
@@ -79,7 +82,7 @@ def test_unknown_dataset_is_a_user_error_listing_known_names() -> None:
     with pytest.raises(DatasetError) as info:
         get_dataset("mnist")
     assert isinstance(info.value, UserError)
-    assert str(info.value) == "unknown open dataset 'mnist'; known: digits, diabetes"
+    assert str(info.value) == ("unknown open dataset 'mnist'; known: digits, digits32, diabetes")
 
 
 def test_build_of_unknown_model_raises_before_building(tmp_path: Path) -> None:

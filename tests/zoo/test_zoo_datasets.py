@@ -12,7 +12,13 @@ import pytest
 
 from deploybench.hashing import sha256_file
 from deploybench.zoo import build_dataset
-from deploybench.zoo.datasets import Split, diabetes_split, digits_split, npz_bytes
+from deploybench.zoo.datasets import (
+    Split,
+    diabetes_split,
+    digits32_split,
+    digits_split,
+    npz_bytes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +41,22 @@ def test_digits_dataset_is_the_stratified_held_out_split(tmp_path: Path) -> None
     assert artifact.manifest["arrays"]["input"] == {"shape": [360, 64], "dtype": "float32"}
     assert artifact.manifest["task"] == "classification"
     assert set(artifact.manifest["tools"]) == {"numpy", "sklearn"}
+
+
+def test_digits32_holds_the_digits_samples_as_3x32x32_images() -> None:
+    artifact = build_dataset("digits32")
+    with np.load(artifact.path, allow_pickle=False) as data:
+        assert sorted(data.files) == ["input", "labels"]
+        images, labels = data["input"], data["labels"]
+    digits = digits_split()
+    assert images.shape == (360, 3, 32, 32) and images.dtype == np.float32
+    assert np.array_equal(labels, digits.y_test)
+    # Every channel is the same image; each 4x4 block is one digits pixel.
+    assert np.array_equal(images[:, 0], images[:, 2])
+    assert np.array_equal(images[:, 1, ::4, ::4].reshape(360, 64), digits.x_test)
+    assert np.array_equal(images[:, 1, 3::4, 3::4].reshape(360, 64), digits.x_test)
+    assert artifact.manifest["arrays"]["input"] == {"shape": [360, 3, 32, 32], "dtype": "float32"}
+    assert digits32_split().x_train.shape == (1437, 3, 32, 32)
 
 
 def test_diabetes_dataset_is_the_held_out_split(tmp_path: Path) -> None:

@@ -17,7 +17,14 @@ from deploybench.zoo.datasets import digits_split
 from deploybench.zoo.digits_cnn import train_digits_cnn
 
 MODEL_NAMES = [m.name for m in list_models() if m.format == "onnx"]
-OUTPUTS = {"digits-cnn": "logits", "digits-mlp": "logits", "diabetes-linear": "prediction"}
+OUTPUTS = {
+    "digits-cnn": "logits",
+    "digits-mlp": "logits",
+    "diabetes-linear": "prediction",
+    "resnet18-wd4-digits32": "logits",
+}
+# Models whose weights come from torch (and the versions recorded in the manifest).
+TORCH_BUILT = {"digits-cnn", "resnet18-wd4-digits32"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +81,7 @@ def test_manifest_records_hash_version_and_tools(built: dict[str, ZooArtifact], 
     assert manifest["builder_version"] == get_model(name).builder_version
     assert manifest["default_dataset"] == get_model(name).default_dataset
     assert {"numpy", "onnx", "sklearn"} <= set(manifest["tools"])
-    assert ("torch" in manifest["tools"]) == (name == "digits-cnn")
+    assert ("torch" in manifest["tools"]) == (name in TORCH_BUILT)
 
 
 @pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn"])
@@ -161,3 +168,49 @@ def test_torch_cnn_is_a_reproducible_state_dict_of_the_onnx_cnn_weights(
     }
     assert np.array_equal(state["1.weight"].numpy(), weights["conv1_w"])
     assert np.array_equal(state["7.weight"].numpy(), weights["dense_w"])
+
+
+def test_resnet18_is_the_seeded_pytorchcv_network_with_varied_labels(
+    built: dict[str, ZooArtifact],
+) -> None:
+    """Rebuilding the network in torch gives the ONNX file's logits, and those are not
+    degenerate: random weights, but BatchNorm statistics spread the labels over the digits."""
+    import torch
+
+    from deploybench.zoo.pytorchcv_nets import random_network
+
+    artifact = built["resnet18-wd4-digits32"]
+    images = _dataset("digits32")["input"]
+    logits = _run(artifact, images)
+    assert logits.shape == (360, 10)
+    network = random_network("resnet18-wd4")
+    with torch.no_grad():
+        expected = network(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-4)
+    counts = np.bincount(logits.argmax(axis=1), minlength=10)
+    assert counts.tolist() == artifact.manifest["label_counts"]
+    assert np.count_nonzero(counts) >= 8 and counts.max() <= 0.5 * len(images)
+    # Not constant per class either: samples differ in their logits.
+    assert float(logits.std(axis=0).mean()) > 0.1
+    ops = {node.op_type for node in onnx.load(artifact.path).graph.node}
+    assert {"Conv", "Add", "MaxPool", "GlobalAveragePool", "Gemm"} <= ops
+    assert "BatchNormalization" not in ops  # folded into the convolutions by the exporter
+
+
+def test_resnet18_torch_is_a_reproducible_state_dict_of_the_same_network(
+    built: dict[str, ZooArtifact], tmp_path: Path
+) -> None:
+    import torch
+
+    from deploybench.zoo.torch_models import Resnet18Wd4Digits32
+
+    artifact = build_model("resnet18-wd4-digits32-torch", cache_dir=tmp_path / "a")
+    assert artifact.path.name == "model.pt"
+    assert {"numpy", "pytorchcv", "sklearn", "torch"} <= set(artifact.manifest["tools"])
+    model = Resnet18Wd4Digits32()
+    model.load_state_dict(torch.load(artifact.path, weights_only=True), strict=True)
+    model.eval()
+    images = _dataset("digits32")["input"][:32]
+    with torch.no_grad():
+        logits = model(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(logits, _run(built["resnet18-wd4-digits32"], images), atol=1e-4)

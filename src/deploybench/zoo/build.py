@@ -25,7 +25,7 @@ from typing import Any
 from deploybench.errors import DatasetError, ModelError, UserError
 from deploybench.hashing import sha256_bytes, sha256_file
 from deploybench.paths import zoo_cache_dir
-from deploybench.zoo import datasets, diabetes, digits, digits_cnn
+from deploybench.zoo import datasets, diabetes, digits, digits_cnn, pytorchcv_nets
 from deploybench.zoo.artifact import Built, ZooArtifact, tool_versions
 from deploybench.zoo.cache import atomic_write_bytes, file_lock, remove_temp_files
 from deploybench.zoo.catalog import get_dataset, get_model
@@ -46,9 +46,12 @@ MODEL_BUILDERS: dict[str, Callable[[], Built]] = {
     "digits-cnn-torch": digits_cnn.build_cnn_torch,
     "digits-mlp": digits.build_mlp,
     "diabetes-linear": diabetes.build_linear,
+    "resnet18-wd4-digits32": pytorchcv_nets.build_resnet18_wd4,
+    "resnet18-wd4-digits32-torch": pytorchcv_nets.build_resnet18_wd4_torch,
 }
 DATASET_BUILDERS: dict[str, Callable[[], Built]] = {
     "digits": datasets.build_digits,
+    "digits32": datasets.build_digits32,
     "diabetes": datasets.build_diabetes,
 }
 
@@ -57,6 +60,8 @@ _INSTALL_HINTS = {
     "torch": "pip install 'deploybench[torch]'",
     "onnx": "pip install 'deploybench[onnx]'",
     "sklearn": "pip install scikit-learn",
+    # --no-deps: pytorchcv declares torchvision, which would pull another torch.
+    "pytorchcv": "pip install --no-deps pytorchcv==0.0.74",
 }
 
 

@@ -60,6 +60,16 @@ _DATASETS: tuple[ZooDataset, ...] = (
         builder_version=1,
     ),
     ZooDataset(
+        name="digits32",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "The digits held-out samples as images for ImageNet-style networks (360 samples): "
+            "'input' float32 (N, 3, 32, 32), each pixel a 4x4 block in [0, 1] copied to three "
+            "channels, 'labels' int64 (N,)."
+        ),
+        builder_version=1,
+    ),
+    ZooDataset(
         name="diabetes",
         task=TaskKind.REGRESSION,
         description=(
@@ -69,6 +79,40 @@ _DATASETS: tuple[ZooDataset, ...] = (
         builder_version=1,
     ),
 )
+
+
+def _pytorchcv_models(name: str, title: str, torch_class: str) -> tuple[ZooModel, ZooModel]:
+    """The ONNX and the state-dict entry of one pytorchcv architecture on digits32."""
+    what = (
+        f"{title} from pytorchcv for 3x32x32 inputs and 10 classes, global average pool, "
+        "seeded random weights with BatchNorm statistics of the digits32 train split "
+        "(accuracy is chance: use it for semantic preservation)"
+    )
+    return (
+        ZooModel(
+            name=name,
+            task=TaskKind.CLASSIFICATION,
+            description=f"{what}; input 'input' float32 (N, 3, 32, 32), output 'logits' "
+            "float32 (N, 10).",
+            default_dataset="digits32",
+            requires=("sklearn", "torch", "onnx", "pytorchcv"),
+            builder_version=1,
+        ),
+        ZooModel(
+            name=f"{name}-torch",
+            task=TaskKind.CLASSIFICATION,
+            description=f"{name} as a PyTorch state dict (same weights) of "
+            f"deploybench.zoo.torch_models:{torch_class}.",
+            default_dataset="digits32",
+            requires=("sklearn", "torch", "pytorchcv"),
+            builder_version=1,
+            format="torch",
+            torch_module=f"deploybench.zoo.torch_models:{torch_class}",
+            torch_input_shape=("N", 3, 32, 32),
+            torch_outputs=("logits",),
+        ),
+    )
+
 
 _MODELS: tuple[ZooModel, ...] = (
     ZooModel(
@@ -119,6 +163,9 @@ _MODELS: tuple[ZooModel, ...] = (
         default_dataset="diabetes",
         requires=("sklearn", "onnx"),
         builder_version=1,
+    ),
+    *_pytorchcv_models(
+        "resnet18-wd4-digits32", "ResNet-18 at 1/4 width (resnet18_wd4)", "Resnet18Wd4Digits32"
     ),
 )
 

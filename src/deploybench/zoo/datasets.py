@@ -1,6 +1,6 @@
 """The zoo's datasets: fixed train/test splits of scikit-learn's bundled data (no download).
 
-The test splits become the ``digits`` and ``diabetes`` open datasets; the models of
+The test splits become the ``digits``, ``digits32`` and ``diabetes`` open datasets; the models of
 :mod:`deploybench.zoo.digits` and :mod:`deploybench.zoo.diabetes` train on the complementary
 train splits only, so measured accuracy is honest held-out accuracy.
 """
@@ -20,6 +20,9 @@ from deploybench.zoo.artifact import Built
 
 TEST_SIZE = 0.2
 SPLIT_SEED = 0
+# Side of the digits32 images: the smallest input ImageNet-style networks downsample cleanly
+# (five stride-2 stages leave 1x1), which keeps the architecture tests fast.
+DIGITS32_SIZE = 32
 # The earliest date a zip entry can carry; a fixed date keeps the npz byte-reproducible
 # (numpy.savez stamps the current time into every entry).
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -49,6 +52,25 @@ def digits_split() -> Split:
         x, y, test_size=TEST_SIZE, stratify=y, random_state=SPLIT_SEED
     )
     return Split(x_train, y_train, x_test, y_test)
+
+
+def upscale_digits(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(N, 64) digits pixels -> (N, 3, 32, 32) images for image-classification networks.
+
+    Each pixel becomes a 4x4 block (nearest neighbour: exact, so the bytes are reproducible)
+    and the grey image is copied to three channels, the input layout of ImageNet-style models.
+    """
+    side = DIGITS32_SIZE // 8
+    images = x.reshape(-1, 1, 8, 8).repeat(side, axis=2).repeat(side, axis=3)
+    return np.ascontiguousarray(images.repeat(3, axis=1), dtype=np.float32)
+
+
+def digits32_split() -> Split:
+    """:func:`digits_split` (same samples, same labels) with the images upscaled to 3x32x32."""
+    split = digits_split()
+    return Split(
+        upscale_digits(split.x_train), split.y_train, upscale_digits(split.x_test), split.y_test
+    )
 
 
 def diabetes_split() -> Split:
@@ -93,6 +115,13 @@ def _describe(arrays: Mapping[str, npt.NDArray[Any]]) -> dict[str, Any]:
 def build_digits() -> Built:
     """The ``digits`` dataset: ``input`` float32 (360, 64) and ``labels`` int64 (360,)."""
     split = digits_split()
+    arrays = {"input": split.x_test, "labels": split.y_test}
+    return Built(npz_bytes(arrays), ("numpy", "sklearn"), {"arrays": _describe(arrays)})
+
+
+def build_digits32() -> Built:
+    """The ``digits32`` dataset: ``input`` float32 (360, 3, 32, 32), ``labels`` int64 (360,)."""
+    split = digits32_split()
     arrays = {"input": split.x_test, "labels": split.y_test}
     return Built(npz_bytes(arrays), ("numpy", "sklearn"), {"arrays": _describe(arrays)})
 
