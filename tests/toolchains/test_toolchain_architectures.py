@@ -159,6 +159,34 @@ class TestPyTorchResnet18Contract(ToolchainContract):
         return value
 
 
+class TestLiteRtResnet18Contract(TestPyTorchResnet18Contract):
+    """The state dict converted by litert-torch (batch 1, 32 invocations per call) against
+    PyTorch eager. Dynamic-range int8 quantizes the weights of every convolution, so it is
+    held to the random-weights bounds as ONNX Runtime's and OpenVINO's int8 are."""
+
+    @pytest.fixture
+    def toolchain(self) -> Toolchain:
+        from deploybench.toolchains.litert import LiteRtToolchain
+
+        return LiteRtToolchain()
+
+    @pytest.fixture
+    def tolerance(self, config: dict[str, Any]) -> Tolerance:
+        if default_tolerance(config) is FP32_TOLERANCE:
+            return FP32_TOLERANCE
+        return RANDOM_WEIGHTS_INT8
+
+    @pytest.fixture(
+        params=[
+            pytest.param({"quantization": "none"}, id="fp32", marks=pytest.mark.slow),
+            pytest.param({"quantization": "dynamic-int8"}, id="int8", marks=pytest.mark.slow),
+        ],
+    )
+    def config(self, request: pytest.FixtureRequest) -> dict[str, Any]:
+        value: dict[str, Any] = request.param
+        return value
+
+
 @pytest.fixture(scope="module")
 def digits_mlp() -> ResolvedProblem:
     return resolve_problem(
