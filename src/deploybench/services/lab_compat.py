@@ -48,9 +48,7 @@ def refuse_impossible(
     config = toolchain.parse_config(experiment.toolchain.config)
     with tempfile.TemporaryDirectory(prefix="deploybench-check-") as tmp:
         folder = Path(tmp)
-        model = artifacts.materialize(
-            inputs["model"], folder / _file_name(data, "model", ".onnx")
-        )
+        model = artifacts.materialize(inputs["model"], folder / _file_name(data, "model", ".onnx"))
         dataset = artifacts.materialize(inputs["dataset"], folder / "dataset.npz")
         problem = resolve_problem(experiment.problem, model_path=model, dataset_path=dataset)
         if problem.model_format not in toolchain.input_formats:
@@ -86,4 +84,3 @@ def _message(index: int, toolchain: str, refusals: dict[str, list[Finding]]) -> 
         lines.append(f"  on {', '.join(targets)}:")
         lines.extend(f"    {text}" for text in json.loads(key))
     return "\n".join(lines)
-
