@@ -41,8 +41,13 @@ format: install
 unit: install
 	$(BIN)/pytest -m "not slow" -q
 
+# Two test processes, one module each at a time (module fixtures and the toolchain
+# environments are built once per process): many tests wait on subprocesses, agents and
+# sockets, so two cores run the suite in about 60 % of the serial time.
+TEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 benchmark: install
 	$(BIN)/python benchmarks/harness_overhead.py
