@@ -16,8 +16,11 @@ For each zoo model (digits-mlp, digits-cnn) and each round, alternating the two 
   and ``-data_shape`` batch 1, ``-inference_only true``. Its median is taken from its
   "Median:" line (the JSON report rounds to 0.01 ms, too coarse here).
 
-The judged figure is median(deploybench round medians) / median(benchmark_app round
-medians); goal: within +-3 %. The deploybench line also gives the median and its 95 % CI over
+The judged figure is the median over rounds of the paired ratio (deploybench round median /
+benchmark_app median of the same round); goal: within +-3 %. (Until 2026-11-28 it was the ratio
+of the two medians over rounds; it is still printed. On this VM round medians drift by 10-50 %
+between rounds, far more than the goal, and pairing the two tools within a round cancels most
+of that drift.) The deploybench line also gives the median and its 95 % CI over
 all rounds, computed as the runner does (rounds as repetitions, clustered bootstrap). A
 context line (not judged) gives benchmark_app on a static batch-1 model (``-shape [1,...]``),
 its fastest configuration.
@@ -64,6 +67,19 @@ digits-mlp went from about 60 us to 32 us against benchmark_app's 12 us (ratio 2
 same day): still a FAIL. What is left is ``set_tensor`` per call, the dynamic batch and the
 Python floor above.
 
+Run of 2026-11-28 (5 rounds of 2 s, judged on the paired ratios), with the quarter-width
+ResNet-18 (zoo:resnet18-wd4-digits32, 3x32x32) added because its own inference time is
+hundreds of microseconds: digits-mlp 33 us vs 12 us (ratio 2.78), digits-cnn 51 us vs 30 us
+(1.85), ResNet-18 230 us vs 189 us (1.22; paired round ratios 1.14-1.46): FAIL on all three.
+The gap is about 40 us per call on the ResNet-18 as on the small models: the Python call
+(``infer()`` wall time exceeds ``InferRequest.latency`` by 15 us even on tensors set once), the
+output copy, and binding a new input tensor per call. It is a fixed cost per inference, so the
+ratio approaches 1 only for models that run for milliseconds; a tool that times from Python
+cannot agree with ``benchmark_app`` within 3 % below that. Two measures tried the same day did
+not change the figures beyond this VM's noise: ``start_async()`` + ``wait()`` instead of
+``infer()`` (slower on digits-mlp: 30 us vs 16 us wall), and copying each feed into the
+request's own input buffer instead of ``set_tensor``.
+
     python benchmarks/peer_agreement.py [--rounds 5] [--seconds 2] [--cpu N] [--quick]
 
 ``--quick``: one round of short durations, for the test suite; figures printed, not judged.
@@ -88,7 +104,15 @@ from deploybench.runner import run_experiment
 from deploybench.spec import parse_experiment
 from deploybench.toolchains.base import Deployable
 
-MODELS = ("digits-mlp", "digits-cnn")
+# Zoo model -> its dataset. The ResNet-18 (quarter width, 3x32x32) is there because its own
+# inference time (hundreds of us) dwarfs the Python call overhead that dominates the two tiny
+# digits models: it is where the two tools can agree within the goal.
+DATASETS = {
+    "digits-mlp": "digits",
+    "digits-cnn": "digits",
+    "resnet18-wd4-digits32": "digits32",
+}
+MODELS = tuple(DATASETS)
 TOLERANCE = 0.03
 BENCHMARK_APP = Path(sys.executable).with_name("benchmark_app")
 MEDIAN_LINE = re.compile(r"Median:\s+([0-9.]+)\s+(us|ms)")
@@ -142,7 +166,7 @@ def experiment(model: str, seconds: float, warmup: float, cpu: int) -> Any:
     return parse_experiment(
         {
             "name": "peer-agreement",
-            "problem": {"model": f"zoo:{model}", "dataset": "zoo:digits"},
+            "problem": {"model": f"zoo:{model}", "dataset": f"zoo:{DATASETS[model]}"},
             "toolchain": {
                 "name": "openvino",
                 "config": {"precision": "f32", "hint": "latency", "threads": 1},
@@ -291,7 +315,11 @@ def main() -> int:
             stats = describe_samples(groups, confidence=0.95, seed=0)
             ci = stats.ci.median or (float("nan"), float("nan"))
             a, b = float(np.median(ours)), float(np.median(theirs))
-            ratio = a / b
+            paired = sorted(x / y for x, y in zip(ours, theirs, strict=True))
+            # Judged: the median of the paired (same-round) ratios. Each round runs the two
+            # tools back to back, so their ratio cancels the machine's slow drift, which moves
+            # round medians here by far more than the 3 % goal.
+            ratio = float(np.median(paired))
             ok = abs(ratio - 1.0) <= TOLERANCE
             verdict = "not judged" if args.quick else ("PASS" if ok else "FAIL")
             failed |= not ok and not args.quick
@@ -302,11 +330,13 @@ def main() -> int:
                 f"95 % CI {ci[0] * 1e3:.2f}-{ci[1] * 1e3:.2f} us)"
             )
             print(f"  benchmark_app median   {b * 1e3:9.2f} us   (IR shape, -inference_only)")
-            print(f"  ratio {ratio:.3f} (goal {1 - TOLERANCE:.2f}-{1 + TOLERANCE:.2f})  {verdict}")
-            paired = sorted(x / y for x, y in zip(ours, theirs, strict=True))
             print(
-                f"  paired round ratios: min {paired[0]:.3f}, median "
-                f"{float(np.median(paired)):.3f}, max {paired[-1]:.3f}"
+                f"  ratio {ratio:.3f} = median of the paired round ratios (goal "
+                f"{1 - TOLERANCE:.2f}-{1 + TOLERANCE:.2f})  {verdict}"
+            )
+            print(
+                f"  paired round ratios: min {paired[0]:.3f}, max {paired[-1]:.3f}; "
+                f"ratio of the two medians {a / b:.3f}"
             )
             s = float(np.median(static))
             print(
