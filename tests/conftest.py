@@ -21,3 +21,20 @@ def deploybench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         os.environ.pop("DEPLOYBENCH_HOME", None)
     else:
         os.environ["DEPLOYBENCH_HOME"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _deploybench_logging_propagates() -> Iterator[None]:
+    """`deploybench up` and `agent` (run in-process by CLI tests) configure the deploybench
+    loggers not to propagate; undo that around every test so caplog sees their records
+    whatever ran before in the same process (the order differs between xdist processes)."""
+    import logging
+
+    names = ("deploybench", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {name: logging.getLogger(name) for name in names}
+    state = {name: (lg.propagate, list(lg.handlers), lg.level) for name, lg in saved.items()}
+    for logger in saved.values():
+        logger.propagate, logger.handlers = True, []
+    yield
+    for name, logger in saved.items():
+        logger.propagate, logger.handlers, logger.level = state[name]
