@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -115,8 +116,18 @@ def test_campaign_end_mails_and_posts_the_owner(
 
 
 def test_unreachable_channels_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
-    notice = CampaignNotice("c1", "ann", "ann@example.org", "http://127.0.0.1:9/x", [])
-    sent = Notifier(NoticeSettings(smtp_host="127.0.0.1", smtp_port=9, timeout=1)).send(notice)
+    # caplog's handler on the notices logger itself: what other tests of the same process did
+    # to the logging tree (propagation, levels) must not hide the records.
+    logger = logging.getLogger("deploybench.notices")
+    logger.addHandler(caplog.handler)
+    previous, logger.disabled = logger.disabled, False
+    try:
+        notice = CampaignNotice("c1", "ann", "ann@example.org", "http://127.0.0.1:9/x", [])
+        settings = NoticeSettings(smtp_host="127.0.0.1", smtp_port=9, timeout=1)
+        sent = Notifier(settings).send(notice)
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.disabled = previous
     assert sent == []
     assert "could not e-mail" in caplog.text and "webhook" in caplog.text
 
