@@ -7,11 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from deploybench.metrics.classification import scores_to_labels
 from deploybench.problems.resolved import ResolvedProblem
-from deploybench.spec.problem import TaskKind
+from deploybench.toolchains.int8_report import compare_outputs, describe_comparison
 from deploybench.toolchains.litert.runtime import LiteRtRunner, run_all
 
 # Samples the fp32 and int8 models are compared on (at most).
@@ -34,43 +31,11 @@ def evaluate(
     """Largest and mean output difference, label agreement, and for labelled
     classification the accuracy of each and the drop. No calibration data is involved
     (dynamic range), so the samples are not seen by the quantizer."""
-    before = np.asarray(_first_output(reference, problem, batch, xnnpack), dtype=np.float64)
-    after = np.asarray(_first_output(quantized, problem, batch, xnnpack), dtype=np.float64)
-    difference = np.abs(after - before)
-    report: dict[str, Any] = {
-        "samples": int(before.shape[0]),
-        "output": problem.outputs[0].name if problem.outputs else "0",
-        "xnnpack": xnnpack,
-        "max_abs_difference": float(difference.max()) if difference.size else 0.0,
-        "mean_abs_difference": float(difference.mean()) if difference.size else 0.0,
-    }
-    if problem.task is TaskKind.CLASSIFICATION:
-        labels_before, labels_after = scores_to_labels(before), scores_to_labels(after)
-        report["label_agreement"] = float(np.mean(labels_before == labels_after))
-        truth = problem.load_truth(limit=before.shape[0])
-        if truth is not None:
-            accuracy_before = float(np.mean(labels_before == truth))
-            accuracy_after = float(np.mean(labels_after == truth))
-            report.update(
-                reference_accuracy=accuracy_before,
-                int8_accuracy=accuracy_after,
-                accuracy_drop=accuracy_before - accuracy_after,
-            )
-    return report
+    before = _first_output(reference, problem, batch, xnnpack)
+    after = _first_output(quantized, problem, batch, xnnpack)
+    return {**compare_outputs(problem, before, after), "xnnpack": xnnpack}
 
 
 def describe_evaluation(report: Mapping[str, Any]) -> str:
     """One log line with the figures of :func:`evaluate`."""
-    text = (
-        f"int8 vs fp32 .tflite on {report['samples']} samples, output '{report['output']}': "
-        f"max |diff| {report['max_abs_difference']:.4g}, "
-        f"mean |diff| {report['mean_abs_difference']:.4g}"
-    )
-    if "label_agreement" in report:
-        text += f"; label agreement {report['label_agreement']:.4f}"
-    if "accuracy_drop" in report:
-        text += (
-            f"; accuracy {report['reference_accuracy']:.4f} -> {report['int8_accuracy']:.4f} "
-            f"(accuracy drop {report['accuracy_drop']:+.4f})"
-        )
-    return text
+    return describe_comparison(report, "int8 vs fp32 .tflite")

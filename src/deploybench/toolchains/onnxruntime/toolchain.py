@@ -8,7 +8,6 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -30,6 +29,7 @@ from deploybench.toolchains.workflow import (
     WorkflowState,
     WorkflowStep,
     chain_findings,
+    require_chain,
     run_workflow,
 )
 from deploybench.toolchains.workflow.state import ONNX, TORCH
@@ -187,13 +187,7 @@ class OnnxRuntimeToolchain(Toolchain):
         ort_version = distribution_version("onnxruntime") or "not installed"
         state.tool_versions.update({"onnx": onnx_version, "onnxruntime": ort_version})
         steps = self.workflow(cfg, problem.model_format)
-        refused = [
-            f
-            for f in chain_findings(steps, problem.model_format, (ONNX,), self.name)
-            if f.severity == Severity.ERROR
-        ]
-        if refused:
-            raise CompatibilityError("; ".join(f.render() for f in refused))
+        require_chain(steps, problem.model_format, (ONNX,), self.name)
 
         if problem.model_format == ONNX:
             with state.pipeline.step(

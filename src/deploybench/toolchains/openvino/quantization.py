@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from deploybench.metrics.classification import scores_to_labels
 from deploybench.problems.resolved import ResolvedProblem
-from deploybench.spec.problem import TaskKind
+from deploybench.toolchains.int8_report import compare_outputs, describe_comparison
 from deploybench.toolchains.openvino.config import OpenVinoConfig
 
 # Samples the fp32 and int8 models are compared on after quantization (at most).
@@ -119,44 +118,11 @@ def evaluate(reference: Path, quantized: Path, problem: ResolvedProblem) -> dict
     )
     if not batches:
         return {"samples": 0, "skipped": f"the model takes batches of {fixed} samples"}
-    before = _outputs(reference, batches)
-    after = _outputs(quantized, batches)
-    difference = np.abs(after.astype(np.float64) - before.astype(np.float64))
-    report: dict[str, Any] = {
-        "samples": int(before.shape[0]),
-        "output": problem.outputs[0].name if problem.outputs else "0",
-        "max_abs_difference": float(difference.max()) if difference.size else 0.0,
-        "mean_abs_difference": float(difference.mean()) if difference.size else 0.0,
-    }
-    truth = problem.load_truth(limit=before.shape[0])
-    if problem.task is TaskKind.CLASSIFICATION:
-        labels_before, labels_after = scores_to_labels(before), scores_to_labels(after)
-        report["label_agreement"] = float(np.mean(labels_before == labels_after))
-        if truth is not None:
-            accuracy_before = float(np.mean(labels_before == truth))
-            accuracy_after = float(np.mean(labels_after == truth))
-            report.update(
-                reference_accuracy=accuracy_before,
-                int8_accuracy=accuracy_after,
-                accuracy_drop=accuracy_before - accuracy_after,
-            )
-    return report
+    return compare_outputs(problem, _outputs(reference, batches), _outputs(quantized, batches))
 
 
 def describe_evaluation(report: Mapping[str, Any]) -> str:
     """One log line with the figures of :func:`evaluate`."""
     if "skipped" in report:
         return f"int8 vs fp32 comparison skipped: {report['skipped']}"
-    text = (
-        f"int8 vs fp32 on {report['samples']} samples, output '{report['output']}': "
-        f"max |diff| {report['max_abs_difference']:.4g}, "
-        f"mean |diff| {report['mean_abs_difference']:.4g}"
-    )
-    if "label_agreement" in report:
-        text += f"; label agreement {report['label_agreement']:.4f}"
-    if "accuracy_drop" in report:
-        text += (
-            f"; accuracy {report['reference_accuracy']:.4f} -> {report['int8_accuracy']:.4f} "
-            f"(accuracy drop {report['accuracy_drop']:+.4f})"
-        )
-    return text
+    return describe_comparison(report, "int8 vs fp32")

@@ -8,7 +8,6 @@ from typing import ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -32,6 +31,7 @@ from deploybench.toolchains.workflow import (
     WorkflowState,
     WorkflowStep,
     chain_findings,
+    require_chain,
     run_workflow,
 )
 from deploybench.toolchains.workflow.state import OPENVINO_IR
@@ -153,13 +153,7 @@ class OpenVinoToolchain(Toolchain):
         ov_version = distribution_version("openvino") or "not installed"
         state.tool_versions["openvino"] = ov_version
         steps = self.workflow(config, problem.model_format)
-        refused = [
-            f
-            for f in chain_findings(steps, problem.model_format, (OPENVINO_IR,), self.name)
-            if f.severity is Severity.ERROR
-        ]
-        if refused:
-            raise CompatibilityError("; ".join(f.render() for f in refused))
+        require_chain(steps, problem.model_format, (OPENVINO_IR,), self.name)
         final = run_workflow(steps, state)
         entry, entry_weights = final.path, final.companions[0]
 

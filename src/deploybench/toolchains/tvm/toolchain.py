@@ -12,7 +12,6 @@ from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
 
-from deploybench.errors import CompatibilityError
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
@@ -47,6 +46,7 @@ from deploybench.toolchains.workflow import (
     WorkflowState,
     WorkflowStep,
     chain_findings,
+    require_chain,
     run_workflow,
 )
 from deploybench.toolchains.workflow.state import ONNX, TORCH
@@ -304,13 +304,7 @@ class TvmToolchain(Toolchain):
         if cfg.tuning != "none":
             raise BuildError("compile", METASCHEDULE_REFUSAL, "")
         steps = self.workflow(cfg, problem.model_format)
-        refused = [
-            f
-            for f in chain_findings(steps, problem.model_format, (ONNX,), self.name)
-            if f.severity is Severity.ERROR
-        ]
-        if refused:
-            raise CompatibilityError("; ".join(f.render() for f in refused))
+        require_chain(steps, problem.model_format, (ONNX,), self.name)
         state = WorkflowState.start(problem, workdir)
         source = run_workflow(steps, state).path
         pipeline = state.pipeline

@@ -12,6 +12,7 @@ from deploybench.toolchains.workflow.steps import (
     SimplifyStep,
     WorkflowStep,
     chain_findings,
+    require_chain,
     run_workflow,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "WorkflowState",
     "WorkflowStep",
     "chain_findings",
+    "require_chain",
     "run_workflow",
 ]

@@ -93,6 +93,20 @@ def chain_findings(
     return findings
 
 
+def require_chain(
+    steps: Sequence[WorkflowStep], start: str, runs: Sequence[str], toolchain: str
+) -> None:
+    """Raise :class:`CompatibilityError` with every error of :func:`chain_findings` (a build
+    called without the checks must not start a pipeline that cannot finish)."""
+    from deploybench.errors import CompatibilityError
+
+    refused = [
+        f for f in chain_findings(steps, start, runs, toolchain) if f.severity is Severity.ERROR
+    ]
+    if refused:
+        raise CompatibilityError("; ".join(f.render() for f in refused))
+
+
 def _producer_hint(wanted: Sequence[str], current: str) -> str | None:
     if current == TORCH and ONNX in wanted:
         return "add '- step: export-onnx' before it"
