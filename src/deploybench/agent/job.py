@@ -8,7 +8,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from deploybench.agent.heartbeat import FENCED, Heartbeat
@@ -19,6 +19,7 @@ from deploybench.client.agent_api import AgentApi
 from deploybench.errors import DeploybenchError
 from deploybench.services.auth import AuthError, ForbiddenError
 from deploybench.services.lab import FenceError
+from deploybench.services.lab_submit import input_file_name
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,6 @@ _PHASES = {"resolve": "build", "build": "build"}
 
 class LeaseLostError(DeploybenchError):
     """The server took the lease back (409): drop the job without reporting it."""
-
-
-def _input_name(definition: dict[str, Any], what: str, default: str) -> str:
-    """``model.onnx``-like name: a downloaded file keeps its original suffix, which format
-    detection may rely on."""
-    ref = definition.get("problem", {}).get(what, {})
-    suffix = PurePosixPath(str(ref.get("path") or "")).suffix if isinstance(ref, dict) else ""
-    return what + (suffix or default)
 
 
 def deliver(
@@ -194,7 +187,7 @@ class JobRun:
         paths: dict[str, str] = {}
         for what, default in (("model", ".onnx"), ("dataset", ".npz")):
             digest = self.assignment["inputs"][what]
-            dest = inputs / _input_name(definition, what, default)
+            dest = inputs / input_file_name(definition, what, default)
             self.heartbeat.log(f"downloading {what} {digest[:12]}")
             retrying(partial(self.api.download_artifact, digest, dest), self.backoff)
             paths[what] = str(dest)

@@ -5,23 +5,20 @@ the experiment may run on, before anything is queued."""
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deploybench.errors import CompatibilityError
+from deploybench.errors import CompatibilityError, UserError
+from deploybench.services.lab_submit import input_file_name
 from deploybench.spec import Experiment
 from deploybench.store.artifacts import ArtifactStore
 from deploybench.targets.base import TargetInfo
 from deploybench.toolchains.base import Finding, Severity
 
-
-def _file_name(definition: dict[str, Any], what: str, default: str) -> str:
-    """Keep the uploaded file's suffix: format detection may rely on it."""
-    ref = definition["problem"][what]
-    suffix = Path(str(ref.get("path") or "")).suffix
-    return what + (suffix or default)
+log = logging.getLogger(__name__)
 
 
 def refuse_impossible(
@@ -48,7 +45,9 @@ def refuse_impossible(
     config = toolchain.parse_config(experiment.toolchain.config)
     with tempfile.TemporaryDirectory(prefix="deploybench-check-") as tmp:
         folder = Path(tmp)
-        model = artifacts.materialize(inputs["model"], folder / _file_name(data, "model", ".onnx"))
+        model = artifacts.materialize(
+            inputs["model"], folder / input_file_name(data, "model", ".onnx")
+        )
         dataset = artifacts.materialize(inputs["dataset"], folder / "dataset.npz")
         problem = resolve_problem(experiment.problem, model_path=model, dataset_path=dataset)
         if problem.model_format not in toolchain.input_formats:
@@ -62,7 +61,13 @@ def refuse_impossible(
                 described = TargetInfo.model_validate(info)
             except ValueError:
                 return  # an agent of another version: leave the check to it
-            findings = toolchain.check(problem, described, config)
+            try:
+                findings = toolchain.check(problem, described, config)
+            except UserError:
+                raise
+            except Exception:  # a checker's own failure must not refuse the experiment
+                log.exception("the %s checks failed on the server; left to the agent", cls.name)
+                return
             errors = [f for f in findings if f.severity is Severity.ERROR]
             if not errors:
                 return

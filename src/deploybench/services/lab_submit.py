@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from deploybench.errors import UserError
@@ -32,6 +33,14 @@ def check_plugins(experiment: Experiment, index: int) -> None:
         toolchain.parse_config(experiment.toolchain.config)
     except PluginError as exc:
         raise SpecError(f"experiment [{index}] is invalid:\n{exc}") from None
+
+
+def input_file_name(definition: dict[str, Any], what: str, default: str) -> str:
+    """``model.onnx``-like name for a problem input fetched from the artifact store: it
+    keeps the suffix of the path the user gave, which format detection may rely on."""
+    ref = definition.get("problem", {}).get(what, {})
+    suffix = PurePosixPath(str(ref.get("path") or "")).suffix if isinstance(ref, dict) else ""
+    return what + (suffix or default)
 
 
 def _input_digest(ref: dict[str, Any], what: str, artifacts: ArtifactStore) -> str:
