@@ -338,6 +338,34 @@ def test_suspend_and_resume_a_campaign_keeps_submission_order(lab: Lab) -> None:
     assert order == ids
 
 
+def test_a_finish_that_fails_after_storing_the_run_stores_nothing(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run and the job's closure commit together: a crash between them (here an error
+    raised while closing the job) leaves no orphaned run, and the retried finish stores it."""
+    owner, agent = lab.add_user("user"), lab.add_agent()
+    _, (job_id,) = lab.submit(owner, lab.definition())
+    epoch = _leased(lab, agent)["epoch"]
+    record = lab.record(tmp_path)
+    before = lab.job(job_id)["state"]
+    service = lab.services.lab
+    real_close = type(service)._close
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("server killed while closing the job")
+
+    monkeypatch.setattr(type(service), "_close", crash)
+    with pytest.raises(RuntimeError, match="server killed"):
+        service.finish(job_id, epoch, record)
+    assert lab.services.store.list_runs() == []
+    assert lab.job(job_id)["state"] == before
+
+    monkeypatch.setattr(type(service), "_close", real_close)
+    done = lab.finish(agent, job_id, epoch, record)
+    assert done.status_code == 200 and done.json()["state"] == "succeeded", done.text
+    assert [s.record.id for s in lab.services.store.list_runs()] == [record.id]
+
+
 def test_a_finished_run_is_stored_once_and_visible_to_its_owner(lab: Lab, tmp_path: Path) -> None:
     owner, other, operator = lab.add_user("user"), lab.add_user("user"), lab.add_user("operator")
     agent = lab.add_agent()

@@ -744,7 +744,12 @@ class LabService:
                 return self._view(session, job)
             if record is not None:
                 owner = session.get(UserRow, job.user_id)
-                self.store.save_run(record, None, owner=owner.name if owner else None)
+                # In this transaction: a server killed between storing the run and closing
+                # the job must leave neither (the retried finish or the next attempt stores
+                # it once), never an orphaned run beside a re-run job.
+                self.store.save_run(
+                    record, None, owner=owner.name if owner else None, session=session
+                )
                 job.run_id = record.id
                 kind = record.error.kind if record.error else None
                 self._close(

@@ -135,10 +135,15 @@ class SqlResultStore:
         *,
         owner: str | None = None,
         replay_of: str | None = None,
+        session: Session | None = None,
     ) -> StoredRun:
         """Store a finished run and its artifact files (``files``: record artifact name ->
         path; None when every artifact was already uploaded to the artifact store, as agents
-        do). The record is never changed afterwards."""
+        do). The record is never changed afterwards.
+
+        ``session``: write the rows in the caller's transaction (on this store's engine), so
+        that the run and the caller's own changes (the lab closing the job that produced it)
+        commit together or not at all."""
         sizes: dict[str, int] = {}
         if files is None:
             for name, digest in record.artifacts.items():
@@ -167,65 +172,81 @@ class SqlResultStore:
             },
         }
         now = _now()
-        with self._sessions() as session:
-            if session.get(RunRow, record.id) is not None:
-                raise RunAlreadyStoredError(
-                    f"run {record.id} is already stored; runs are immutable, run again instead"
-                )
-        with self._sessions.begin() as session:
-            experiment_id = self._experiment_id(session, record.experiment, now)
-            session.add(
-                RunRow(
-                    id=record.id,
-                    experiment_id=experiment_id,
-                    status=record.status,
-                    verdict=record.validity.verdict,
-                    provenance=record.provenance,
-                    toolchain=record.experiment["toolchain"]["name"],
-                    target=record.experiment["target"]["name"],
-                    owner=owner,
-                    started_at=_parse_time(record.started_at),
-                    finished_at=_parse_time(record.finished_at),
-                    record=record.model_dump(mode="json"),
-                    record_sha256=manifest["record_sha256"],
-                    manifest=manifest,
-                    replay_of=replay_of,
-                    created_at=now,
-                )
-            )
-            session.flush()
-            for name, digest in sorted(record.artifacts.items()):
-                suffix = files[name].suffix if files is not None else _NAME_SUFFIXES.get(name, "")
-                self._reference(session, digest, sizes[digest], suffix, now)
-                session.add(RunArtifactRow(run_id=record.id, name=name, sha256=digest))
-            session.add_all(
-                MetricRowORM(
-                    run_id=record.id, name=m.name, statistic=m.statistic, value=m.value, unit=m.unit
-                )
-                for m in metric_rows(record.metrics)
-            )
-            session.add_all(
-                StepRowORM(
-                    run_id=record.id,
-                    position=i,
-                    name=s.name,
-                    tool=s.tool,
-                    version=s.version,
-                    seconds=s.seconds,
-                    parameters=s.parameters,
-                    log=s.log,
-                )
-                for i, s in enumerate(record.steps)
-            )
-            if "log" in record.artifacts:
-                digest = record.artifacts["log"]
-                session.add(LogRow(run_id=record.id, name="run", sha256=digest, size=sizes[digest]))
+        if session is not None:
+            self._insert_run(session, record, manifest, sizes, files, owner, replay_of, now)
+            return StoredRun(record, manifest, owner, replay_of, now)
+        with self._sessions.begin() as own:
+            self._insert_run(own, record, manifest, sizes, files, owner, replay_of, now)
         # A concurrent delete may have removed a file we deduplicated against between our
         # write and our commit; put back anything missing now that our rows protect it.
         for name, digest in record.artifacts.items():
             if files is not None and not self.artifacts.exists(digest):
                 self.artifacts.write_file(files[name])
         return StoredRun(record, manifest, owner, replay_of, now)
+
+    def _insert_run(
+        self,
+        session: Session,
+        record: RunRecord,
+        manifest: dict[str, Any],
+        sizes: dict[str, int],
+        files: Mapping[str, Path] | None,
+        owner: str | None,
+        replay_of: str | None,
+        now: datetime,
+    ) -> None:
+        """The rows of one run, in ``session``'s transaction."""
+        if session.get(RunRow, record.id) is not None:
+            raise RunAlreadyStoredError(
+                f"run {record.id} is already stored; runs are immutable, run again instead"
+            )
+        experiment_id = self._experiment_id(session, record.experiment, now)
+        session.add(
+            RunRow(
+                id=record.id,
+                experiment_id=experiment_id,
+                status=record.status,
+                verdict=record.validity.verdict,
+                provenance=record.provenance,
+                toolchain=record.experiment["toolchain"]["name"],
+                target=record.experiment["target"]["name"],
+                owner=owner,
+                started_at=_parse_time(record.started_at),
+                finished_at=_parse_time(record.finished_at),
+                record=record.model_dump(mode="json"),
+                record_sha256=manifest["record_sha256"],
+                manifest=manifest,
+                replay_of=replay_of,
+                created_at=now,
+            )
+        )
+        session.flush()
+        for name, digest in sorted(record.artifacts.items()):
+            suffix = files[name].suffix if files is not None else _NAME_SUFFIXES.get(name, "")
+            self._reference(session, digest, sizes[digest], suffix, now)
+            session.add(RunArtifactRow(run_id=record.id, name=name, sha256=digest))
+        session.add_all(
+            MetricRowORM(
+                run_id=record.id, name=m.name, statistic=m.statistic, value=m.value, unit=m.unit
+            )
+            for m in metric_rows(record.metrics)
+        )
+        session.add_all(
+            StepRowORM(
+                run_id=record.id,
+                position=i,
+                name=s.name,
+                tool=s.tool,
+                version=s.version,
+                seconds=s.seconds,
+                parameters=s.parameters,
+                log=s.log,
+            )
+            for i, s in enumerate(record.steps)
+        )
+        if "log" in record.artifacts:
+            digest = record.artifacts["log"]
+            session.add(LogRow(run_id=record.id, name="run", sha256=digest, size=sizes[digest]))
 
     def _experiment_id(self, session: Session, definition: dict[str, Any], now: datetime) -> int:
         digest = canonical_hash(definition)
