@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from deploybench.toolchains.onnxruntime.steps import OrtStep
+from deploybench.toolchains.onnxruntime.steps import OrtStep, QuantizeOptions
 
 GraphOptimization = Literal["disabled", "basic", "extended", "all"]
 Quantization = Literal["none", "dynamic-int8", "static-int8"]
@@ -22,7 +22,7 @@ PIPELINE_OPTIONS = (
 )
 
 
-class OnnxRuntimeConfig(BaseModel):
+class OnnxRuntimeConfig(QuantizeOptions):
     """Every option of the ONNX Runtime deployment pipeline and session."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,19 +35,6 @@ class OnnxRuntimeConfig(BaseModel):
         default="none",
         description="none, dynamic-int8 (weights int8, activations at run time) or "
         "static-int8 (QDQ, calibrated on the problem's dataset).",
-    )
-    per_channel: bool = Field(default=False, description="Per-channel weight quantization.")
-    reduce_range: bool = Field(
-        default=False, description="7-bit weights (helps older CPUs without VNNI)."
-    )
-    activation_type: Literal["int8", "uint8"] = Field(
-        default="int8", description="Activation type of static quantization."
-    )
-    calibration_samples: int = Field(
-        default=64, ge=1, description="Dataset samples used to calibrate static quantization."
-    )
-    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
-        default="minmax", description="How static quantization picks activation ranges."
     )
     intra_op_threads: int | None = Field(
         default=None, ge=0, description="Intra-op threads; default: environment.threads."

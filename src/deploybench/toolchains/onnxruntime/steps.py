@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from deploybench.plugins.availability import distribution_version
 from deploybench.toolchains.workflow.state import ONNX, ModelArtifact, WorkflowState
@@ -19,19 +19,12 @@ _LEVELS = {
 }
 
 
-class OrtQuantizeStep(WorkflowStep):
-    """ONNX → INT8 ONNX with onnxruntime.quantization: dynamic, or static QDQ calibrated on
-    the problem's dataset. Runs ORT's quantization pre-processing first."""
+class QuantizeOptions(BaseModel):
+    """How onnxruntime.quantization quantizes: shared by the ``quantize`` step and the
+    toolchain config's flat options (from which the default pipeline builds that step)."""
 
-    takes: ClassVar[tuple[str, ...]] = (ONNX,)
-    gives: ClassVar[str] = ONNX
-    needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    step: Literal["quantize"]
-    mode: Literal["dynamic-int8", "static-int8"] = Field(
-        description="dynamic-int8 (weights int8, activations at run time) or static-int8 "
-        "(QDQ, calibrated on the problem's dataset)."
-    )
     per_channel: bool = Field(default=False, description="Per-channel weight quantization.")
     reduce_range: bool = Field(
         default=False, description="7-bit weights (helps older CPUs without VNNI)."
@@ -44,6 +37,21 @@ class OrtQuantizeStep(WorkflowStep):
     )
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         default="minmax", description="How static quantization picks activation ranges."
+    )
+
+
+class OrtQuantizeStep(QuantizeOptions, WorkflowStep):
+    """ONNX → INT8 ONNX with onnxruntime.quantization: dynamic, or static QDQ calibrated on
+    the problem's dataset. Runs ORT's quantization pre-processing first."""
+
+    takes: ClassVar[tuple[str, ...]] = (ONNX,)
+    gives: ClassVar[str] = ONNX
+    needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+
+    step: Literal["quantize"]
+    mode: Literal["dynamic-int8", "static-int8"] = Field(
+        description="dynamic-int8 (weights int8, activations at run time) or static-int8 "
+        "(QDQ, calibrated on the problem's dataset)."
     )
     preprocess: bool = Field(
         default=True,
@@ -79,7 +87,6 @@ class OrtQuantizeStep(WorkflowStep):
             record.log(f"quantization parameters: {used}")
         state.current = ModelArtifact(ONNX, quantized)
         state.keep(quantized, "quantized-model")
-        state.facts["quantization"] = self.mode
 
 
 class OrtOptimizeStep(WorkflowStep):

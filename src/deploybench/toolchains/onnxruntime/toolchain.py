@@ -22,6 +22,7 @@ from deploybench.toolchains.onnxruntime.steps import (
     PROVIDERS_FACT,
     OrtOptimizeStep,
     OrtQuantizeStep,
+    QuantizeOptions,
 )
 from deploybench.toolchains.workflow import (
     ExportOnnxStep,
@@ -97,11 +98,7 @@ class OnnxRuntimeToolchain(Toolchain):
                 OrtQuantizeStep(
                     step="quantize",
                     mode=cfg.quantization,
-                    per_channel=cfg.per_channel,
-                    reduce_range=cfg.reduce_range,
-                    activation_type=cfg.activation_type,
-                    calibration_samples=cfg.calibration_samples,
-                    calibration_method=cfg.calibration_method,
+                    **cfg.model_dump(include=set(QuantizeOptions.model_fields)),
                 )
             )
         if cfg.graph_optimization != "disabled":

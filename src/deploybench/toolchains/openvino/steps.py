@@ -159,7 +159,6 @@ class NncfQuantizeStep(WorkflowStep):
         state.keep(xml, "quantized-model")
         state.keep(weights, "quantized-weights")
         state.keep(report_path, "quantization-report")
-        state.facts["quantization"] = "int8"
 
 
 OpenVinoStep = Annotated[
