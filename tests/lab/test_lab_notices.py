@@ -115,21 +115,33 @@ def test_campaign_end_mails_and_posts_the_owner(
     assert len(mailbox.messages) == 1 and len(received) == 1
 
 
-def test_unreachable_channels_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
-    # caplog's handler on the notices logger itself: what other tests of the same process did
-    # to the logging tree (propagation, levels) must not hide the records.
+def test_unreachable_channels_are_logged_not_fatal() -> None:
+    # A handler of our own on the notices logger, with the logging tree forced open: what
+    # other tests of the same xdist process did to logging (levels, propagation,
+    # logging.disable) must not hide the records. caplog missed them there.
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
     logger = logging.getLogger("deploybench.notices")
-    logger.addHandler(caplog.handler)
-    previous, logger.disabled = logger.disabled, False
+    handler, saved = Keep(level=logging.WARNING), (logger.disabled, logger.level)
+    previous_disable = logging.root.manager.disable
+    logger.addHandler(handler)
+    logger.disabled, logger.level = False, logging.WARNING
+    logging.disable(logging.NOTSET)
     try:
         notice = CampaignNotice("c1", "ann", "ann@example.org", "http://127.0.0.1:9/x", [])
         settings = NoticeSettings(smtp_host="127.0.0.1", smtp_port=9, timeout=1)
         sent = Notifier(settings).send(notice)
     finally:
-        logger.removeHandler(caplog.handler)
-        logger.disabled = previous
+        logger.removeHandler(handler)
+        logger.disabled, logger.level = saved
+        logging.disable(previous_disable)
     assert sent == []
-    assert "could not e-mail" in caplog.text and "webhook" in caplog.text
+    text = "\n".join(record.getMessage() for record in records)
+    assert "could not e-mail" in text and "webhook" in text, text
 
 
 def test_broadcasts_are_mailed_and_a_bad_target_reaches_operators(
