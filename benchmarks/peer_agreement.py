@@ -1,13 +1,16 @@
 """Peer agreement: deploybench's OpenVINO median latency vs OpenVINO's own ``benchmark_app``
 on the same IR, precision, hint, threads, CPU and input shape, measured in this one run.
 
-For each zoo model (digits-mlp, digits-cnn) and each round, alternating the two tools (ABAB):
+For each zoo model and each round, alternating the two tools (ABAB):
 
 - **A, deploybench**: ``run_experiment`` of the experiment below (toolchain openvino,
   ``precision: f32, hint: latency, threads: 1``, batch 1, pinned to one CPU, one repetition):
-  build, reference run, one fresh worker process. Each sample is one call to the session's
-  ``run`` timed with ``perf_counter_ns`` around it (``InferRequest.infer(feed,
-  share_inputs=True)`` on one of 64 prepared feeds, then the outputs picked from the result).
+  build, reference run, one fresh worker process. It gives two series over the same calls:
+  - *harness-timed* (``latency_ms``, deploybench's main figure): ``perf_counter_ns`` around
+    each call to the session's ``run`` (``set_tensor`` of one of 64 prepared feeds,
+    ``InferRequest.infer()``, the outputs copied out);
+  - *runtime-reported* (``runtime_latency_ms``): ``InferRequest.latency`` of that same call,
+    read by the worker after the call's end timestamp.
 - **B, benchmark_app**: the wheel's ``benchmark_app`` pinned to the same CPU with the run's
   own deployable: ``-m model.xml -load_config openvino_config.json`` (the compile properties
   the session uses: ``INFERENCE_PRECISION_HINT f32, PERFORMANCE_HINT LATENCY,
@@ -16,23 +19,33 @@ For each zoo model (digits-mlp, digits-cnn) and each round, alternating the two 
   and ``-data_shape`` batch 1, ``-inference_only true``. Its median is taken from its
   "Median:" line (the JSON report rounds to 0.01 ms, too coarse here).
 
-The judged figure is the median over rounds of the paired ratio (deploybench round median /
-benchmark_app median of the same round); goal: within +-3 %. (Until 2026-11-28 it was the ratio
-of the two medians over rounds; it is still printed. On this VM round medians drift by 10-50 %
-between rounds, far more than the goal, and pairing the two tools within a round cancels most
-of that drift.) The deploybench line also gives the median and its 95 % CI over
-all rounds, computed as the runner does (rounds as repetitions, clustered bootstrap). A
-context line (not judged) gives benchmark_app on a static batch-1 model (``-shape [1,...]``),
-its fastest configuration.
+What is compared with what. The wheel's benchmark_app is the Python tool
+(``openvino/tools/benchmark/benchmark.py``): with ``-api sync`` its loop is ``request.infer()``
+then ``times.append(request.latency)``, and "Median" is the sorted list's element
+``ceil(n/2) - 1``. So it reports ``InferRequest.latency``, the time OpenVINO measures *inside*
+the C++ ``infer()`` with the GIL released, and excludes everything Python does around the call.
+deploybench's runtime-reported series is that same quantity, read the same way: the
+like-for-like comparison, and the judged one. The harness-timed series times the whole Python
+call as an application pays it; its ratio is printed for information.
 
-How to read the ratio. The two tools do not time the same interval:
+The judged figure is the median over rounds of the paired ratio (deploybench runtime-reported
+round median / benchmark_app median of the same round); goal: within +-3 %. The harness-timed
+paired ratio is printed beside it. (Pairing: on this VM round medians drift by 10-50 % between
+rounds, far more than the goal, and pairing the two tools within a round cancels most of that
+drift; the ratio of the two medians over rounds is printed too.) Each deploybench line also
+gives the median and its 95 % CI over all rounds, computed as the runner does (rounds as
+repetitions, clustered bootstrap). A context line (not judged) gives benchmark_app on a static
+batch-1 model (``-shape [1,...]``), its fastest configuration.
 
-- benchmark_app reports ``InferRequest.latency``: measured *inside* the C++ ``infer()``
-  call, with the GIL released, on input tensors filled once before the loop. It excludes
-  everything Python does around the call.
-- deploybench times the whole Python call: building ``Tensor`` objects from the numpy feed
-  and ``set_tensor`` (``share_inputs=True`` avoids the copy, not the binding work), the GIL
-  round trip, and the ``OVDict`` of results with its output copies (``share_outputs=False``).
+What still differs in the runtime-reported comparison: deploybench binds a new input tensor
+per call (cycling 64 feeds) where ``-inference_only`` fills the inputs once, which raises
+OpenVINO's inner latency on the dynamic-batch IR (compare the context lines "deploybench
+session.run" and "infer() on tensors set once", column "inner"); and the two tools run in
+different processes, so their medians move with this VM's drift.
+
+How to read the harness-timed ratio. deploybench times the whole Python call:
+``set_tensor`` of the prepared ``ov.Tensor``, the GIL round trip, ``infer()``, and the output
+copies (the next call overwrites the request's buffers).
 
 A final context section times these pieces on one compiled model in one pinned process
 (deploybench's own ``session.run``, a bare ``infer(feed, share_inputs=True)``, ``infer()`` on
@@ -80,6 +93,15 @@ not change the figures beyond this VM's noise: ``start_async()`` + ``wait()`` in
 ``infer()`` (slower on digits-mlp: 30 us vs 16 us wall), and copying each feed into the
 request's own input buffer instead of ``set_tensor``.
 
+Runtime-reported series added (2026-11-28, same VM, two runs of 5 rounds of 1.5 s while other
+jobs kept both vCPUs busy, load average about 3): the runtime-reported paired ratio is
+1.043 / 1.153 on digits-mlp, 1.048 / 1.031 on digits-cnn and 1.061 / 1.032 on the ResNet-18,
+against harness-timed ratios of 2.66 / 2.90, 1.90 / 1.94 and 1.29 / 1.23. The Python call
+overhead is gone from the comparison; what is left is within 3-15 %, FAIL by the letter, but
+the paired round ratios themselves spread over 0.6-1.4 on that loaded machine, so the goal
+cannot be resolved there: rerun on an idle machine. A residual above 1 is expected from the
+per-call input binding described above.
+
     python benchmarks/peer_agreement.py [--rounds 5] [--seconds 2] [--cpu N] [--quick]
 
 ``--quick``: one round of short durations, for the test suite; figures printed, not judged.
@@ -95,12 +117,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from deploybench.metrics.statistics import describe_samples
 from deploybench.runner import run_experiment
+from deploybench.runner.latency import harness_samples
 from deploybench.spec import parse_experiment
 from deploybench.toolchains.base import Deployable
 
@@ -187,16 +210,35 @@ def experiment(model: str, seconds: float, warmup: float, cpu: int) -> Any:
     )
 
 
-def deploybench_round(model: str, seconds: float, warmup: float, cpu: int, workdir: Path):  # type: ignore[no-untyped-def]
-    """One run; returns (its median in ms, its samples in ms, the deployable)."""
+class Round(NamedTuple):
+    """One deploybench run: both of its series (ms) and the deployable it measured."""
+
+    median: float  # harness-timed: perf_counter_ns around the session's run()
+    samples: np.ndarray
+    runtime_median: float  # runtime-reported: InferRequest.latency of the same calls
+    runtime_samples: np.ndarray
+    deployable: Deployable
+
+
+def deploybench_round(model: str, seconds: float, warmup: float, cpu: int, workdir: Path) -> Round:
+    """One run of the experiment with both of its latency series."""
     outcome = run_experiment(experiment(model, seconds, warmup, cpu), workdir=workdir)
     record = outcome.record
     if record.status != "succeeded":
         raise SystemExit(f"{model}: deploybench run failed: {record.error}")
+    if "runtime_latency_ms" not in record.metrics:
+        raise SystemExit(f"{model}: the run recorded no runtime-reported latency")
     with np.load(workdir / "raw_latencies.npz") as raw:
-        samples = np.concatenate([raw[k] for k in raw.files]).astype(np.float64) / 1e6
-    median = float(record.metrics["latency_ms"]["median"])
-    return median, samples, Deployable.read(workdir / "build")
+        series = {k: raw[k].astype(np.float64) / 1e6 for k in raw.files}
+    harness = harness_samples(series)
+    runtime = [v for k, v in series.items() if k not in harness]
+    return Round(
+        float(record.metrics["latency_ms"]["median"]),
+        np.concatenate(list(harness.values())),
+        float(record.metrics["runtime_latency_ms"]["median"]),
+        np.concatenate(runtime),
+        Deployable.read(workdir / "build"),
+    )
 
 
 def shapes(deployable: Deployable, batch: int) -> tuple[str, str, list[int]]:
@@ -297,51 +339,55 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="peer-agreement-") as tmp:
         for model in args.models:
-            ours: list[float] = []
-            groups: list[np.ndarray] = []
+            rounds: list[Round] = []
             theirs: list[float] = []
             static: list[float] = []
-            deployable: Deployable | None = None
             for round_ in range(args.rounds):
                 workdir = Path(tmp) / model / f"round-{round_}"
-                median, samples, deployable = deploybench_round(
-                    model, args.seconds, args.warmup, args.cpu, workdir
+                done = deploybench_round(model, args.seconds, args.warmup, args.cpu, workdir)
+                rounds.append(done)
+                theirs.append(benchmark_app(done.deployable, args.seconds, args.cpu, False))
+                static.append(benchmark_app(done.deployable, args.seconds, args.cpu, True))
+            deployable = rounds[-1].deployable
+            b = float(np.median(theirs))
+            print(model)
+            print(f"  benchmark_app median   {b * 1e3:9.2f} us   (IR shape, -inference_only)")
+            ratios: dict[str, float] = {}
+            series = {
+                "runtime-reported": [(r.runtime_median, r.runtime_samples) for r in rounds],
+                "harness-timed": [(r.median, r.samples) for r in rounds],
+            }
+            for label, pairs in series.items():
+                ours = [median for median, _ in pairs]
+                stats = describe_samples([g for _, g in pairs], confidence=0.95, seed=0)
+                ci = stats.ci.median or (float("nan"), float("nan"))
+                a = float(np.median(ours))
+                # The median of the paired (same-round) ratios: each round runs the two tools
+                # back to back, so their ratio cancels the machine's slow drift, which moves
+                # round medians here by far more than the 3 % goal.
+                paired = sorted(x / y for x, y in zip(ours, theirs, strict=True))
+                ratios[label] = float(np.median(paired))
+                print(
+                    f"  deploybench {label:<17} median {a * 1e3:9.2f} us   (all rounds: "
+                    f"{stats.median * 1e3:.2f} us, 95 % CI {ci[0] * 1e3:.2f}-{ci[1] * 1e3:.2f} us;"
+                    f" paired ratios {paired[0]:.3f}-{paired[-1]:.3f}, ratio of medians "
+                    f"{a / b:.3f})"
                 )
-                ours.append(median)
-                groups.append(samples)
-                theirs.append(benchmark_app(deployable, args.seconds, args.cpu, static=False))
-                static.append(benchmark_app(deployable, args.seconds, args.cpu, static=True))
-            assert deployable is not None
-            stats = describe_samples(groups, confidence=0.95, seed=0)
-            ci = stats.ci.median or (float("nan"), float("nan"))
-            a, b = float(np.median(ours)), float(np.median(theirs))
-            paired = sorted(x / y for x, y in zip(ours, theirs, strict=True))
-            # Judged: the median of the paired (same-round) ratios. Each round runs the two
-            # tools back to back, so their ratio cancels the machine's slow drift, which moves
-            # round medians here by far more than the 3 % goal.
-            ratio = float(np.median(paired))
-            ok = abs(ratio - 1.0) <= TOLERANCE
+            judged = ratios["runtime-reported"]
+            ok = abs(judged - 1.0) <= TOLERANCE
             verdict = "not judged" if args.quick else ("PASS" if ok else "FAIL")
             failed |= not ok and not args.quick
-            print(model)
-            pooled = stats.median * 1e3
             print(
-                f"  deploybench median     {a * 1e3:9.2f} us   (all rounds: {pooled:.2f} us, "
-                f"95 % CI {ci[0] * 1e3:.2f}-{ci[1] * 1e3:.2f} us)"
-            )
-            print(f"  benchmark_app median   {b * 1e3:9.2f} us   (IR shape, -inference_only)")
-            print(
-                f"  ratio {ratio:.3f} = median of the paired round ratios (goal "
-                f"{1 - TOLERANCE:.2f}-{1 + TOLERANCE:.2f})  {verdict}"
-            )
-            print(
-                f"  paired round ratios: min {paired[0]:.3f}, max {paired[-1]:.3f}; "
-                f"ratio of the two medians {a / b:.3f}"
+                f"  ratio to benchmark_app: runtime-reported {judged:.3f} (judged, goal "
+                f"{1 - TOLERANCE:.2f}-{1 + TOLERANCE:.2f}), harness-timed "
+                f"{ratios['harness-timed']:.3f} (informative)  {verdict}"
             )
             s = float(np.median(static))
+            a = float(np.median([r.median for r in rounds]))
+            a_rt = float(np.median([r.runtime_median for r in rounds]))
             print(
                 f"  context: benchmark_app on a static batch-1 model {s * 1e3:.2f} us "
-                f"(deploybench / that: {a / s:.3f})"
+                f"(deploybench / that: runtime-reported {a_rt / s:.3f}, harness-timed {a / s:.3f})"
             )
             print(
                 "  context: one pinned Python process, same IR and properties "

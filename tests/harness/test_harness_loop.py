@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 
 from deploybench.harness.protocol import TimingPlan
-from deploybench.harness.worker import functional_pass, measure, timing_batches, warm_up
+from deploybench.harness.worker import (
+    functional_pass,
+    measure,
+    measure_window,
+    timing_batches,
+    warm_up,
+)
 
 
 def _plan(**overrides: Any) -> TimingPlan:
@@ -55,6 +61,28 @@ def test_feeds_are_cycled_in_order() -> None:
     seen: list[int] = []
     measure(seen.append, [0, 1, 2], _plan(min_iterations=7))
     assert seen == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_runtime_reported_latency_is_read_once_per_call_outside_the_window() -> None:
+    events: list[str] = []
+    reported = iter(range(1000, 2000))
+
+    def call(_: Any) -> None:
+        events.append("call")
+        time.sleep(0.001)
+
+    def runtime_latency() -> int:
+        events.append("read")
+        time.sleep(0.005)  # slow on purpose: it must not land in the timed interval
+        return next(reported)
+
+    window = measure_window(call, [0], _plan(min_iterations=8), runtime_latency)
+    assert events == ["call", "read"] * 8  # each figure read right after its own call
+    assert window.runtime_latencies is not None
+    assert window.runtime_latencies.dtype == np.int64
+    assert window.runtime_latencies.tolist() == list(range(1000, 1008))
+    assert window.latencies.size == 8 and window.latencies.max() < 5_000_000
+    assert measure_window(_noop, [0], _plan()).runtime_latencies is None
 
 
 def test_warm_up_continues_until_steady() -> None:

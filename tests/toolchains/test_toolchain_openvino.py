@@ -379,6 +379,24 @@ def test_run_f32_preserves_the_reference_and_records_the_precision(tmp_path: Pat
     assert [s.name for s in record.steps] == ["convert", "package"]
 
 
+def test_run_records_openvinos_own_latency_beside_the_harness_one(tmp_path: Path) -> None:
+    experiment = make_experiment(
+        toolchain="openvino", config={"precision": "f32"}, measurement={"repetitions": 1}
+    )
+    record = run_experiment(experiment, workdir=tmp_path).record
+    assert record.status == "succeeded", record.error
+    runtime, harness = record.metrics["runtime_latency_ms"], record.metrics["latency_ms"]
+    assert runtime["provenance"] == "runtime-reported"
+    assert runtime["n"] == harness["n"]
+    # InferRequest.latency is measured inside the call the harness times around: it cannot
+    # exceed it (1 us of slack for the two clocks' rounding).
+    assert 0 < runtime["median"] <= harness["median"] + 1e-3
+    with np.load(tmp_path / "raw_latencies.npz") as raw:
+        reported, wall = raw["runtime_repetition_0"], raw["repetition_0"]
+    assert reported.dtype == np.int64 and reported.shape == wall.shape
+    assert np.median(reported) > 0
+
+
 def test_deploybench_run_int8_end_to_end(tmp_path: Path) -> None:
     path = tmp_path / "digits-mlp-openvino-int8.yaml"
     path.write_text(

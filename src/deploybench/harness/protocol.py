@@ -39,6 +39,11 @@ class WorkerRequest(BaseModel):
     result_path: Path
     latencies_path: Path
     outputs_path: Path
+    runtime_latencies_path: Path | None = Field(
+        default=None,
+        description="Where to save the runtime-reported series (.npy of int64 ns) when the "
+        "session reports one (Session.last_runtime_latency_ns); None: not recorded.",
+    )
 
 
 class WorkerError(BaseModel):
@@ -70,6 +75,11 @@ class WorkerResult(BaseModel):
     baseline_rss_bytes: int | None = None
     peak_rss_bytes: int | None = Field(
         default=None, description="VmHWM of the worker at the end: its own peak since exec."
+    )
+    runtime_latencies_path: Path | None = Field(
+        default=None,
+        description="The runtime-reported series the worker saved, one per timed call; None "
+        "when the session reports no latency of its own.",
     )
     functional_samples: int = 0
     session_info: dict[str, Any] = Field(default_factory=dict)

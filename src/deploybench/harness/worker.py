@@ -3,7 +3,10 @@
 One worker is one fresh process. It loads the deployable through its session factory (timed),
 runs the first inference (reported apart), warms up until steady, then times each call to
 ``Session.run`` with ``perf_counter_ns`` until the stop rule holds. The harness owns the clock:
-the toolchain's code never times itself. Results go to a JSON file written atomically.
+the toolchain's code never times itself. A session that also reports the runtime's own figure
+per inference (``last_runtime_latency_ns``) gets it read after each timed call, outside the
+timed interval, into a second, runtime-reported series. Results go to a JSON file written
+atomically.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -120,17 +123,35 @@ def warm_up(
                 return i, elapsed, False
 
 
-def measure(
-    call: Callable[[Any], None], feeds: list[Any], plan: TimingPlan
-) -> tuple[np.ndarray, int, bool, str]:
+class TimedWindow(NamedTuple):
+    """What :func:`measure_window` returns."""
+
+    latencies: np.ndarray  # int64 ns, perf_counter_ns around each call
+    runtime_latencies: np.ndarray | None  # int64 ns the runtime reported per call, or None
+    window_ns: int
+    stop_rule_met: bool
+    stopped_by: str
+
+
+def measure_window(
+    call: Callable[[Any], None],
+    feeds: list[Any],
+    plan: TimingPlan,
+    runtime_latency: Callable[[], int] | None = None,
+) -> TimedWindow:
     """Time each call until >= min_iterations AND >= min_duration, or a cap is hit.
 
-    Returns (latencies_ns, window_ns, stop_rule_met, stopped_by).
+    With ``runtime_latency`` (a session's ``last_runtime_latency_ns``), its figure for each
+    call is read right after the call's end timestamp, outside the timed interval: the
+    harness-timed series is the same with or without it. The read does lengthen the window
+    (and so lowers the throughput figure) by its own cost, an attribute read.
     """
     min_it, max_it = plan.min_iterations, plan.max_iterations
     min_ns, max_ns = int(plan.min_duration * 1e9), int(plan.max_duration * 1e9)
     latencies: list[int] = []
     append = latencies.append
+    reported: list[int] = []
+    report = reported.append
     count = len(feeds)
     clock = perf_counter_ns
     start = clock()
@@ -141,14 +162,31 @@ def measure(
         call(feed)
         t1 = clock()
         append(t1 - t0)
+        if runtime_latency is not None:
+            report(runtime_latency())
         i += 1
         elapsed = t1 - start
         if i >= min_it and elapsed >= min_ns:
-            return np.asarray(latencies, dtype=np.int64), elapsed, True, "stop-rule"
-        if elapsed >= max_ns:
-            return np.asarray(latencies, dtype=np.int64), elapsed, False, "max_duration"
-        if i >= max_it:
-            return np.asarray(latencies, dtype=np.int64), elapsed, False, "max_iterations"
+            stop = (True, "stop-rule")
+        elif elapsed >= max_ns:
+            stop = (False, "max_duration")
+        elif i >= max_it:
+            stop = (False, "max_iterations")
+        else:
+            continue
+        runtime = np.asarray(reported, dtype=np.int64) if runtime_latency is not None else None
+        return TimedWindow(np.asarray(latencies, dtype=np.int64), runtime, elapsed, *stop)
+
+
+def measure(
+    call: Callable[[Any], None], feeds: list[Any], plan: TimingPlan
+) -> tuple[np.ndarray, int, bool, str]:
+    """Time each call until >= min_iterations AND >= min_duration, or a cap is hit.
+
+    Returns (latencies_ns, window_ns, stop_rule_met, stopped_by).
+    """
+    window = measure_window(call, feeds, plan)
+    return window.latencies, window.window_ns, window.stop_rule_met, window.stopped_by
 
 
 def functional_pass(
@@ -194,6 +232,10 @@ def execute(request: WorkerRequest) -> WorkerResult:
     if request.timing is not None:
         feeds = [session.prepare(batch) for batch in timing_batches(arrays, request.batch_size)]
         call = _timed_call(session)
+        # Optional (ReportsRuntimeLatency): the runtime's own figure, read outside the window.
+        runtime_latency = getattr(session, "last_runtime_latency_ns", None)
+        if request.runtime_latencies_path is None:
+            runtime_latency = None
         t0 = perf_counter_ns()
         call(feeds[0])
         values["first_inference_ns"] = perf_counter_ns() - t0
@@ -203,18 +245,21 @@ def execute(request: WorkerRequest) -> WorkerResult:
         gc.disable()
         try:
             runs, warm_ns, steady = warm_up(call, feeds, request.timing)
-            latencies, window_ns, met, stopped_by = measure(call, feeds, request.timing)
+            window = measure_window(call, feeds, request.timing, runtime_latency)
         finally:
             gc.enable()
-        np.save(request.latencies_path, latencies)
+        np.save(request.latencies_path, window.latencies)
+        if window.runtime_latencies is not None and request.runtime_latencies_path is not None:
+            np.save(request.runtime_latencies_path, window.runtime_latencies)
+            values["runtime_latencies_path"] = request.runtime_latencies_path
         values.update(
             warmup_runs=runs,
             warmup_ns=warm_ns,
             steady_state=steady,
-            n=int(latencies.size),
-            measured_ns=window_ns,
-            stop_rule_met=met,
-            stopped_by=stopped_by,
+            n=int(window.latencies.size),
+            measured_ns=window.window_ns,
+            stop_rule_met=window.stop_rule_met,
+            stopped_by=window.stopped_by,
         )
     if request.functional_samples > 0:
         outputs = functional_pass(session, arrays, request.batch_size, request.functional_samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,55 @@ from deploybench.spec.measurement import MeasurementPlan
 from deploybench.targets.base import RawRun
 
 NS_PER_MS = 1e6
+# Raw samples of the runtime-reported series sit beside the harness-timed ones in the run's
+# raw_latencies artifact, under "runtime_repetition_<i>" (the main series: "repetition_<i>").
+RUNTIME_PREFIX = "runtime_"
+RUNTIME_NOTE = (
+    "the runtime's own figure for each timed inference (e.g. OpenVINO's InferRequest.latency), "
+    "read after the call; it excludes the Python call overhead that latency_ms includes"
+)
+
+
+def harness_samples(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The harness-timed series of a raw_latencies archive, without the runtime-reported one."""
+    return {k: v for k, v in samples.items() if not k.startswith(RUNTIME_PREFIX)}
+
+
+def runtime_latency_metric(
+    raw: RawRun, plan: MeasurementPlan
+) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+    """Statistics of the runtime-reported series and its raw samples (ns) by repetition.
+
+    ``(None, {})`` unless every repetition has one: a partial series would be summarised
+    over other processes than latency_ms and could not be compared with it.
+    """
+    paths = [r.runtime_latencies_path for r in raw.repetitions]
+    if not paths or any(p is None for p in paths):
+        return None, {}
+    groups_ns = {
+        f"{RUNTIME_PREFIX}repetition_{r.index}": np.load(path)
+        for r, path in zip(raw.repetitions, paths, strict=True)
+        if path is not None
+    }
+    groups_ms = [values.astype(np.float64) / NS_PER_MS for values in groups_ns.values()]
+    stats = describe_samples(groups_ms, confidence=plan.confidence, seed=plan.seed)
+    metric = {
+        **stats.model_dump(mode="json"),
+        "provenance": "runtime-reported",
+        "note": RUNTIME_NOTE,
+    }
+    return metric, groups_ns
 
 
 def latency_metrics(
     raw: RawRun, plan: MeasurementPlan, model_size_bytes: int
 ) -> tuple[dict[str, Any], Validity, list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Statistics, validity, per-repetition summaries and the raw samples (ns) by repetition."""
+    """Statistics, validity, per-repetition summaries and the raw samples (ns) by repetition.
+
+    The raw samples hold the harness-timed series (``repetition_<i>``) and, when every
+    repetition has one, the runtime-reported series (``runtime_repetition_<i>``, summarised
+    in ``runtime_latency_ms``); :func:`harness_samples` keeps the first only.
+    """
     groups_ns = {f"repetition_{r.index}": np.load(r.latencies_path) for r in raw.repetitions}
     groups_ms = [values.astype(np.float64) / NS_PER_MS for values in groups_ns.values()]
     stats = describe_samples(groups_ms, confidence=plan.confidence, seed=plan.seed)
@@ -95,8 +139,11 @@ def latency_metrics(
         "baseline_rss_bytes": int(np.median(baseline)) if baseline else None,
         "model_size_bytes": model_size_bytes,
     }
+    runtime, runtime_ns = runtime_latency_metric(raw, plan)
+    if runtime is not None:
+        metrics["runtime_latency_ms"] = runtime
     metrics["probes"] = probe_metrics(raw)
-    return metrics, validity, per_rep, groups_ns
+    return metrics, validity, per_rep, {**groups_ns, **runtime_ns}
 
 
 def probe_metrics(raw: RawRun) -> dict[str, Any]:

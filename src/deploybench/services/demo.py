@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploybench.paths import data_home
 from deploybench.runner.experiment import Progress
+from deploybench.runner.latency import harness_samples
 from deploybench.runner.preparation import prepare_experiment
 from deploybench.runner.record import RunRecord
 from deploybench.services.runs import execute_and_keep, load_latencies
@@ -121,7 +122,9 @@ def run_demo_via_lab(
                 continue
             path = client.download_artifact(digest, Path(tmp) / f"{record.id}.npz")
             with np.load(path) as archive:
-                latencies[record.id] = {name: archive[name] for name in archive.files}
+                latencies[record.id] = harness_samples(
+                    {name: archive[name] for name in archive.files}
+                )
     failed = [job for job in jobs if job["state"] != "succeeded" and not job["run_id"]]
     return DemoResult(records, _write_report(records, latencies, report_dir), failed)
 

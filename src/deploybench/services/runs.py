@@ -12,6 +12,7 @@ import numpy as np
 
 from deploybench.metrics.statistics import LatencyComparison, compare_latency
 from deploybench.runner.experiment import Progress, RunOutcome, execute_prepared, new_workdir
+from deploybench.runner.latency import harness_samples
 from deploybench.runner.preparation import PreparedExperiment, ProblemFiles, prepare_experiment
 from deploybench.runner.record import RunRecord
 from deploybench.spec import parse_experiment
@@ -81,14 +82,15 @@ def replay(store: SqlResultStore, run_id: str, progress: Progress | None = None)
 
 
 def load_latencies(store: SqlResultStore, stored: StoredRun) -> dict[str, np.ndarray]:
-    """The raw latency samples (ns) of a stored run, per repetition; empty for failed runs."""
+    """The raw harness-timed latency samples (ns) of a stored run, per repetition; empty for
+    failed runs. The runtime-reported series stored beside them is left out."""
     digest = stored.record.artifacts.get("raw_latencies")
     if digest is None:
         return {}
     with tempfile.TemporaryDirectory() as tmp:
         path = store.artifacts.materialize(digest, Path(tmp) / "raw.npz")
         with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
+            return harness_samples({name: archive[name] for name in archive.files})
 
 
 def compare_runs(

@@ -20,7 +20,7 @@ from deploybench.plugins.availability import Availability
 from deploybench.probes.base import ProbeReading
 from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.measurement import MeasurementPlan
-from deploybench.toolchains.base import Deployable
+from deploybench.toolchains.base import Deployable, StepRecord
 
 
 class Provenance(StrEnum):
@@ -88,6 +88,7 @@ class RepetitionRecord(BaseModel):
 
     index: int
     latencies_path: Path = Field(description=".npy of int64 nanoseconds, one per inference.")
+    runtime_latencies_path: Path | None = None
     load_ns: int
     first_inference_ns: int
     warmup_runs: int
@@ -125,6 +126,16 @@ class RawRun(BaseModel):
     environment: dict[str, Any]
     failure: RunFailure | None = None
     memory_limit_mechanism: str | None = None
+    steps: list[StepRecord] = Field(
+        default_factory=list,
+        description="Build steps the target ran itself (cross-compilation, linking), recorded "
+        "after the toolchain's.",
+    )
+    target_metrics: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Metrics only this kind of target yields (flash, RAM, stack, instructions, "
+        "simulated cycles), each with its unit and provenance, or the reason it is unavailable.",
+    )
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -150,11 +161,20 @@ class Target(abc.ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    # The pydantic model of ``target.config`` (a board, ...); None: the target takes no options.
+    config_model: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     @abc.abstractmethod
     def availability(cls) -> Availability:
         """Whether this target can be used from here."""
+
+    @classmethod
+    def configured(cls, config: BaseModel | None) -> Target:
+        """An instance for a validated ``target.config`` (None when the target takes none).
+
+        Targets with a :attr:`config_model` override this to keep their configuration."""
+        return cls()
 
     @classmethod
     def tool_version(cls) -> str | None:

@@ -29,6 +29,8 @@ from deploybench.targets.base import (
 )
 
 PYTHON_SESSION = "python-session"
+# Generated C (cgen) runs here through the host library its session factory loads.
+C_SOURCE = "c-source"
 
 
 def timing_plan(request: ExecutionRequest) -> TimingPlan:
@@ -118,7 +120,7 @@ class LocalCpuTarget(Target):
                 MemoryRegion(name="ram", kind="ram", size_bytes=psutil.virtual_memory().total)
             ],
             provenance=Provenance.MEASURED,
-            executes=[PYTHON_SESSION],
+            executes=[PYTHON_SESSION, C_SOURCE],
             capabilities=["latency", "peak-rss", "cpu-affinity", "memory-limit", "threads"],
             extra={"usable_cpus": sorted(os.sched_getaffinity(0))},
         )
@@ -168,6 +170,7 @@ class LocalCpuTarget(Target):
             threads=request.environment.threads,
             result_path=folder / "result.json",
             latencies_path=folder / "latencies.npy",
+            runtime_latencies_path=folder / "runtime_latencies.npy",
             outputs_path=folder / "outputs.npz",
             **fields,
         )
@@ -239,6 +242,7 @@ class LocalCpuTarget(Target):
                 RepetitionRecord(
                     index=index,
                     latencies_path=worker.latencies_path,
+                    runtime_latencies_path=result.runtime_latencies_path,
                     load_ns=result.load_ns,
                     first_inference_ns=result.first_inference_ns,
                     warmup_runs=result.warmup_runs,

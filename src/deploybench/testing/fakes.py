@@ -45,6 +45,11 @@ class FakeConfig(BaseModel):
     after_runs: int = Field(default=0, ge=0)
     fail_build: bool = False
     noise: float = Field(default=0.0, ge=0, description="Relative output noise ('noise' fault).")
+    report_latency: bool = Field(
+        default=False,
+        description="Open a session that reports its own latency per run "
+        "(Session.last_runtime_latency_ns), as OpenVINO's does.",
+    )
 
 
 class FakeSession:
@@ -104,8 +109,30 @@ class FakeSession:
         """Nothing to release."""
 
 
+class FakeSessionReportingLatency(FakeSession):
+    """A fake session that also reports a latency of its own for each run, like a runtime
+    timing itself inside the call (``report_latency: true``)."""
+
+    def __init__(self, deployable: Deployable, options: SessionOptions) -> None:
+        super().__init__(deployable, options)
+        self._last_ns = 0
+
+    def run(self, feed: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        """Evaluate, timing the evaluation alone."""
+        start = time.perf_counter_ns()
+        outputs = super().run(feed)
+        self._last_ns = time.perf_counter_ns() - start
+        return outputs
+
+    def last_runtime_latency_ns(self) -> int:
+        """The evaluation time of the last run, nanoseconds."""
+        return self._last_ns
+
+
 def open_fake_session(deployable: Deployable, options: SessionOptions) -> FakeSession:
     """Session factory of :class:`FakeToolchain` deployables."""
+    if deployable.session_config.get("report_latency"):
+        return FakeSessionReportingLatency(deployable, options)
     return FakeSession(deployable, options)
 
 

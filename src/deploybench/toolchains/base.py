@@ -185,6 +185,19 @@ class Session(Protocol):
         """Release the runtime's resources."""
 
 
+class ReportsRuntimeLatency(Protocol):
+    """Optional addition to :class:`Session`: the runtime's own figure for one inference.
+
+    A session that has it (OpenVINO's ``InferRequest.latency``) defines this method; the
+    worker looks it up with ``getattr`` and, when present, reads it after each timed call,
+    outside the timed window, into a second series with provenance ``runtime-reported``.
+    It must be cheap (an attribute read): the harness-timed series stays the main figure.
+    """
+
+    def last_runtime_latency_ns(self) -> int:
+        """How long the runtime says the last :meth:`Session.run` took, in nanoseconds."""
+
+
 class SessionOptions(BaseModel):
     """Environment settings a session factory applies (threads come from the environment)."""
 
