@@ -1,0 +1,1 @@
+"""cgen: ONNX (and scikit-learn tree ensembles) to portable C for microcontrollers."""
