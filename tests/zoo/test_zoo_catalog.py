@@ -32,6 +32,7 @@ def test_lists_the_open_models_and_datasets() -> None:
         "digits-cnn",
         "digits-cnn-torch",
         "digits-mlp",
+        "digits-forest",
         "diabetes-linear",
         "resnet18-wd4-digits32",
         "resnet18-wd4-digits32-torch",
@@ -73,7 +74,8 @@ def test_unknown_model_is_a_user_error_listing_known_names() -> None:
     assert isinstance(info.value, UserError)
     assert (
         str(info.value) == "unknown open model 'x'; known: "
-        "digits-cnn, digits-cnn-torch, digits-mlp, diabetes-linear, resnet18-wd4-digits32, "
+        "digits-cnn, digits-cnn-torch, digits-mlp, digits-forest, diabetes-linear, "
+        "resnet18-wd4-digits32, "
         "resnet18-wd4-digits32-torch"
     )
 

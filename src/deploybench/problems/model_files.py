@@ -16,6 +16,8 @@ from deploybench.problems.tensors import Dim, TensorSpec
 DEFAULT_MAX_MODEL_BYTES = 2 * 1024**3
 _ONNX_SUFFIXES = (".onnx",)
 _TORCH_SUFFIXES = (".pt", ".pth", ".pt2")
+_SKLEARN_SUFFIXES = (".skops",)
+_FORMATS = ("onnx", "torch", "sklearn")
 
 
 class ModelInfo(BaseModel):
@@ -55,17 +57,21 @@ def check_model_file(path: Path) -> None:
 def detect_format(path: Path, declared: str | None = None) -> str:
     """Return the model format: the declared one, else guessed from the suffix."""
     if declared is not None:
-        if declared not in ("onnx", "torch"):
-            raise ModelError(f"unknown model format '{declared}'; known formats: onnx, torch")
+        if declared not in _FORMATS:
+            raise ModelError(
+                f"unknown model format '{declared}'; known formats: {', '.join(_FORMATS)}"
+            )
         return declared
     suffix = path.suffix.lower()
     if suffix in _ONNX_SUFFIXES:
         return "onnx"
     if suffix in _TORCH_SUFFIXES:
         return "torch"
+    if suffix in _SKLEARN_SUFFIXES:
+        return "sklearn"
     raise ModelError(
         f"cannot tell the format of {path} from its suffix '{suffix}'; "
-        "name it *.onnx or set problem.model.format"
+        "name it *.onnx (*.skops for scikit-learn) or set problem.model.format"
     )
 
 

@@ -106,6 +106,10 @@ def resolve_problem(
         info = inspect_torch(model_path, torch_module, torch_kwargs, torch_inputs, output_names)
     elif model_format == "onnx":
         info = inspect_onnx(model_path)
+    elif model_format == "sklearn":
+        from deploybench.problems.sklearn_model import inspect_sklearn
+
+        info = inspect_sklearn(model_path)
     else:
         raise ModelError(
             f"model format '{model_format}' is not supported yet; export the model to ONNX"

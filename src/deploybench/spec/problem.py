@@ -96,8 +96,8 @@ class ModelRef(_FileOrZooRef):
 
     format: str | None = Field(
         default=None,
-        description="Model format (onnx, torch; 'pytorch' is read as torch). "
-        "Detected from the file suffix when omitted.",
+        description="Model format (onnx, torch, sklearn; 'pytorch' is read as torch). "
+        "Detected from the file suffix (.onnx, .pt/.pth/.pt2, .skops) when omitted.",
     )
     module: str | None = Field(
         default=None,

@@ -12,7 +12,8 @@ Two fixtures have defaults that a subclass may override:
   for a config that asks for int8 or a 16-bit float type);
 - ``reference_toolchain``: the toolchain whose ``reference_config()`` gives the reference
   outputs (:data:`REFERENCE_TOOLCHAINS`: ONNX Runtime for ONNX problems, PyTorch eager for
-  PyTorch problems), as the toolchain guides state their tolerances against those.
+  PyTorch problems, scikit-learn for sklearn problems), as the toolchain guides state their
+  tolerances against those.
 
 Each deployable is built once per test class and (toolchain, problem, config), so adding
 contract tests does not add builds.
@@ -89,7 +90,7 @@ REDUCED_PRECISION_TOLERANCE = Tolerance(
 # Config values that ask for arithmetic below fp32.
 _REDUCED_PRECISION_WORDS = ("int8", "bf16", "f16", "fp16")
 # Problem model format -> the toolchain that computes its reference outputs.
-REFERENCE_TOOLCHAINS = {"onnx": "onnxruntime", "torch": "pytorch"}
+REFERENCE_TOOLCHAINS = {"onnx": "onnxruntime", "torch": "pytorch", "sklearn": "sklearn"}
 
 
 def default_tolerance(config: dict[str, Any]) -> Tolerance:

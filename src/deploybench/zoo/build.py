@@ -2,7 +2,7 @@
 
 Cache layout (``cache_dir`` defaults to :func:`deploybench.paths.zoo_cache_dir`)::
 
-    <cache_dir>/models/<name>-v<builder_version>/model.onnx
+    <cache_dir>/models/<name>-v<builder_version>/model.onnx   (model.pt, model.skops)
     <cache_dir>/models/<name>-v<builder_version>/manifest.json
     <cache_dir>/datasets/<name>-v<builder_version>/dataset.npz
     <cache_dir>/datasets/<name>-v<builder_version>/manifest.json
@@ -25,7 +25,7 @@ from typing import Any
 from deploybench.errors import DatasetError, ModelError, UserError
 from deploybench.hashing import sha256_bytes, sha256_file
 from deploybench.paths import zoo_cache_dir
-from deploybench.zoo import datasets, diabetes, digits, digits_cnn, pytorchcv_nets
+from deploybench.zoo import datasets, diabetes, digits, digits_cnn, digits_forest, pytorchcv_nets
 from deploybench.zoo.artifact import Built, ZooArtifact, tool_versions
 from deploybench.zoo.cache import atomic_write_bytes, file_lock, remove_temp_files
 from deploybench.zoo.catalog import get_dataset, get_model
@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 TORCH_MODEL_FILE = "model.pt"
+SKLEARN_MODEL_FILE = "model.skops"
+# Model format -> file name in the cache entry.
+_MODEL_FILES = {"onnx": MODEL_FILE, "torch": TORCH_MODEL_FILE, "sklearn": SKLEARN_MODEL_FILE}
 DATASET_FILE = "dataset.npz"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
@@ -45,6 +48,7 @@ MODEL_BUILDERS: dict[str, Callable[[], Built]] = {
     "digits-cnn": digits_cnn.build_cnn,
     "digits-cnn-torch": digits_cnn.build_cnn_torch,
     "digits-mlp": digits.build_mlp,
+    "digits-forest": digits_forest.build_forest,
     "diabetes-linear": diabetes.build_linear,
     "resnet18-wd4-digits32": pytorchcv_nets.build_resnet18_wd4,
     "resnet18-wd4-digits32-torch": pytorchcv_nets.build_resnet18_wd4_torch,
@@ -60,14 +64,15 @@ _INSTALL_HINTS = {
     "torch": "pip install 'deploybench[torch]'",
     "onnx": "pip install 'deploybench[onnx]'",
     "sklearn": "pip install scikit-learn",
+    "skops": "pip install 'deploybench[embedded]'",
     # --no-deps: pytorchcv declares torchvision, which would pull another torch.
     "pytorchcv": "pip install --no-deps pytorchcv==0.0.74",
 }
 
 
 def build_model(name: str, cache_dir: Path | None = None) -> ZooArtifact:
-    """Return the open model ``name`` (ONNX, or a state dict for torch models), building it
-    on first use.
+    """Return the open model ``name`` (ONNX, a state dict for torch models, a skops file for
+    sklearn models), building it on first use.
 
     Args:
         name: a name from :func:`deploybench.zoo.list_models`, e.g. ``"digits-mlp"``.
@@ -82,7 +87,7 @@ def build_model(name: str, cache_dir: Path | None = None) -> ZooArtifact:
         kind="model",
         name=model.name,
         builder_version=model.builder_version,
-        filename=TORCH_MODEL_FILE if model.format == "torch" else MODEL_FILE,
+        filename=_MODEL_FILES[model.format],
         builder=MODEL_BUILDERS[model.name],
         extra={"task": model.task.value, "default_dataset": model.default_dataset},
         cache_dir=cache_dir,

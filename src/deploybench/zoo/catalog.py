@@ -29,7 +29,8 @@ class ZooDataset:
 
 @dataclass(frozen=True)
 class ZooModel:
-    """An open model trained and exported to ONNX by deploybench.
+    """An open model trained and exported (to ONNX unless ``format`` says otherwise) by
+    deploybench.
 
     ``requires`` names the Python modules needed to *build* it (running the built ONNX
     file needs none of them). ``builder_version`` is part of the cache key, as for datasets.
@@ -47,6 +48,7 @@ class ZooModel:
     torch_module: str | None = None
     torch_input_shape: tuple[int | str, ...] = ()
     torch_outputs: tuple[str, ...] = ()
+    # "sklearn" models are a fitted estimator saved with skops.io (model.skops).
 
 
 _DATASETS: tuple[ZooDataset, ...] = (
@@ -152,6 +154,19 @@ _MODELS: tuple[ZooModel, ...] = (
         default_dataset="digits",
         requires=("sklearn", "onnx"),
         builder_version=1,
+    ),
+    ZooModel(
+        name="digits-forest",
+        task=TaskKind.CLASSIFICATION,
+        description=(
+            "scikit-learn random forest (8 trees, depth at most 8) trained on the digits "
+            "train split, saved with skops; input 'input' float32 (N, 64), output "
+            "'probabilities' float32 (N, 10) (predict_proba)."
+        ),
+        default_dataset="digits",
+        requires=("sklearn", "skops"),
+        builder_version=1,
+        format="sklearn",
     ),
     ZooModel(
         name="diabetes-linear",
