@@ -4,11 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned to 2.13.0 in pyproject (any other version pulls a multi-GB CUDA build).
-EXTRAS := onnxruntime,torch,export,postgresql,openvino,tvm,workflows,litert,dev
+EXTRAS := onnxruntime,torch,export,postgresql,openvino,tvm,workflows,litert,embedded,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 export DEPLOYBENCH_HOME ?= $(CURDIR)/.deploybench
 
-.PHONY: install demo test lint format typecheck unit clean benchmark docs
+.PHONY: install demo test lint format typecheck unit clean benchmark docs embedded-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+# The embedded targets' cross-compilers and QEMU are Debian packages (about 3.6 GB): installed
+# here when missing and running as root, otherwise the command to run is printed.
+EMBEDDED_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user \
+	gcc-aarch64-linux-gnu
+embedded-tools:
+	@missing=""; for tool in gcc arm-none-eabi-gcc qemu-system-arm qemu-aarch64 aarch64-linux-gnu-gcc; do \
+	  command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the embedded tools (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $(EMBEDDED_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing; run: sudo apt-get install $(EMBEDDED_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
 
 demo: install
 	$(BIN)/deploybench demo
@@ -46,7 +63,7 @@ unit: install
 # sockets, so two cores run the suite in about 60 % of the serial time.
 TEST_WORKERS ?= 2
 
-test: lint typecheck
+test: lint typecheck embedded-tools
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 benchmark: install

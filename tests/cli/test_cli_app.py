@@ -169,7 +169,7 @@ def test_unknown_key(write_experiment: WriteExperiment) -> None:
 def test_unknown_toolchain(write_experiment: WriteExperiment) -> None:
     stderr = _user_error("check", str(write_experiment(toolchain={"name": "onnxruntim"})))
     assert "unknown toolchain 'onnxruntim' (did you mean 'onnxruntime'?)" in stderr
-    assert "known toolchains: litert, onnxruntime" in stderr
+    assert "known toolchains: cgen, litert, onnxruntime" in stderr
 
 
 def test_unknown_target(write_experiment: WriteExperiment) -> None:

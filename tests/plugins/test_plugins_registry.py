@@ -91,7 +91,7 @@ def test_unknown_name_lists_known_and_suggests() -> None:
     message = str(info.value)
     assert "unknown toolchain 'onnxruntim'" in message
     assert "(did you mean 'onnxruntime'?)" in message
-    assert "known toolchains: litert, onnxruntime" in message
+    assert "known toolchains: cgen, litert, onnxruntime" in message
     assert "deploybench plugins" in message
 
 

@@ -50,7 +50,9 @@ def _latency_table(metrics: dict[str, Any]) -> Table:
     latency = metrics["latency_ms"]
     ci = latency.get("ci", {})
     level = ci.get("level", 0.95)
-    table = Table(title="Latency (one inference of one batch)", show_edge=False)
+    origin = latency.get("provenance")
+    title = "Latency (one inference of one batch)" + (f" — {origin}" if origin else "")
+    table = Table(title=title, show_edge=False)
     table.add_column("statistic")
     table.add_column("value", justify="right")
     table.add_column(f"{level:.0%} CI", justify="right")
@@ -65,6 +67,13 @@ def _latency_table(metrics: dict[str, Any]) -> Table:
     )
     outliers = latency.get("outliers", {})
     table.add_row("samples", f"{latency['n']} ({outliers.get('count', 0)} outliers)", "")
+    runtime = metrics.get("runtime_latency_ms")
+    if isinstance(runtime, dict) and "median" in runtime:
+        table.add_row(
+            "median, runtime-reported",
+            _ms(runtime["median"]),
+            _interval(runtime.get("ci", {}).get("median")),
+        )
     return table
 
 
@@ -79,6 +88,51 @@ def _resources_table(metrics: dict[str, Any]) -> Table:
     table.add_row("peak RSS (process)", _bytes(metrics.get("peak_rss_bytes")))
     table.add_row("RSS before model load", _bytes(metrics.get("baseline_rss_bytes")))
     table.add_row("deployed model size", _bytes(metrics.get("model_size_bytes")))
+    return table
+
+
+def _embedded_table(metrics: dict[str, Any]) -> Table:
+    """Flash, RAM, stack, instructions and simulated cycles of a firmware run."""
+    table = Table(title="Firmware footprint and instructions", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("provenance")
+    footprint = metrics.get("footprint")
+    if isinstance(footprint, dict):
+        origin = str(footprint.get("provenance", ""))
+        table.add_row("flash (text + data)", _bytes(footprint.get("flash_bytes")), origin)
+        table.add_row("RAM (data + bss)", _bytes(footprint.get("ram_bytes")), origin)
+        table.add_row("  of which arena", _bytes(footprint.get("arena_bytes")), "generated")
+        table.add_row("weights (const)", _bytes(footprint.get("weights_bytes")), "generated")
+        table.add_row("stack (worst path)", _bytes(footprint.get("stack_bytes")), "static analysis")
+        table.add_row(
+            "  of which the model", _bytes(footprint.get("model_stack_bytes")), "static analysis"
+        )
+        for region in footprint.get("regions", []):
+            table.add_row(
+                f"{region['name']} used",
+                f"{_bytes(region['used_bytes'])} / {_bytes(region['capacity_bytes'])} "
+                f"({_pct(region['share'])})",
+                origin,
+            )
+    instructions = metrics.get("instructions")
+    if isinstance(instructions, dict) and "per_inference" in instructions:
+        table.add_row(
+            "instructions / inference",
+            f"{instructions['per_inference']:,.0f}",
+            str(instructions.get("provenance", "")),
+        )
+    cycles = metrics.get("cycles")
+    if isinstance(cycles, dict):
+        missing = _unavailable(cycles)
+        if missing:
+            table.add_row("cycles / inference", missing, "")
+        else:
+            table.add_row(
+                "cycles / inference",
+                f"{cycles['per_inference']:,.0f} (CPI {cycles['cpi']:.2f})",
+                str(cycles.get("provenance", "")),
+            )
     return table
 
 
@@ -136,8 +190,15 @@ def render_record(record: RunRecord, console: Console) -> None:
             Text(f"FAILED ({record.error.kind}): {record.error.message}", style="bold red")
         )
     metrics = record.metrics
-    if "latency_ms" in metrics:
-        parts += [_latency_table(metrics), _resources_table(metrics)]
+    latency = metrics.get("latency_ms")
+    if isinstance(latency, dict) and "median" in latency:
+        parts.append(_latency_table(metrics))
+    elif isinstance(latency, dict) and _unavailable(latency):
+        parts.append(Text(f"latency {_unavailable(latency)}", style="yellow"))
+    if "footprint" in metrics or "instructions" in metrics:
+        parts.append(_embedded_table(metrics))
+    elif "latency_ms" in metrics:
+        parts.append(_resources_table(metrics))
     if any(k in metrics for k in ("accuracy", "regression", "semantic_preservation")):
         parts.append(_functional_table(metrics))
     validity = record.validity

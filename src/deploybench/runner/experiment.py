@@ -30,9 +30,10 @@ from deploybench.runner.preparation import (
     reference_toolchain,
 )
 from deploybench.runner.record import RunErrorInfo, RunRecord, ValidityInfo
+from deploybench.runner.simulated import simulated_metrics
 from deploybench.spec.environment import EnvironmentSpec
 from deploybench.spec.experiment import Experiment
-from deploybench.targets.base import ExecutionRequest, RawRun
+from deploybench.targets.base import ExecutionRequest, Provenance, RawRun
 from deploybench.targets.local import LocalCpuTarget
 from deploybench.toolchains.base import Deployable, StepRecord
 from deploybench.toolchains.pipeline import BuildError
@@ -245,6 +246,8 @@ def execute_prepared(
     )
     builder.collect_logs(raw, "target")
     builder.environment = raw.environment
+    # Steps the target ran itself (cross-compilation) follow the toolchain's.
+    builder.steps = [*deployable.steps, *raw.steps]
     if raw.functional is not None:
         builder.artifacts.add("outputs", raw.functional.outputs_path)
     if raw.failure is not None:
@@ -255,14 +258,20 @@ def execute_prepared(
         )
     report("metrics", 0, 1)
     deployed_size = deployable.deployed_size_bytes
-    metrics, validity, per_rep, samples = latency_metrics(raw, plan, deployed_size)
-    builder.metrics.update(metrics)
+    if raw.provenance is Provenance.SIMULATED:
+        metrics, validity, per_rep = simulated_metrics(raw, plan, deployed_size)
+        builder.metrics.update(metrics)
+        builder.repetitions = per_rep
+    else:
+        metrics, validity, per_rep, samples = latency_metrics(raw, plan, deployed_size)
+        builder.metrics.update(metrics)
+        builder.metrics.update(raw.target_metrics)
+        builder.repetitions = per_rep
+        builder.session = raw.repetitions[0].session_info if raw.repetitions else {}
+        raw_path = workdir / "raw_latencies.npz"
+        np.savez(raw_path, **samples)  # type: ignore[arg-type]
+        builder.artifacts.add("raw_latencies", raw_path)
     builder.metrics["input_model_size_bytes"] = problem.model_size_bytes
-    builder.repetitions = per_rep
-    builder.session = raw.repetitions[0].session_info if raw.repetitions else {}
-    raw_path = workdir / "raw_latencies.npz"
-    np.savez(raw_path, **samples)  # type: ignore[arg-type]
-    builder.artifacts.add("raw_latencies", raw_path)
     _functional_metrics(builder, raw, reference_path)
     report("metrics", 1, 1)
     record = builder.record(None, ValidityInfo(**validity.model_dump()))

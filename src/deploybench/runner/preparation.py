@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from deploybench.errors import CompatibilityError, PluginError
 from deploybench.plugins import PluginKind, load_plugin
 from deploybench.problems import ResolvedProblem, resolve_problem
 from deploybench.spec.experiment import Experiment
+from deploybench.spec.loading import format_validation_error
 from deploybench.targets.base import Target, TargetInfo
 from deploybench.toolchains.base import Finding, Severity, Toolchain
 from deploybench.toolchains.envs import ToolchainEnvironment, satisfies, toolchain_environment
@@ -57,7 +60,7 @@ def load_toolchain(name: str, version: str | None = None) -> Toolchain:
 
 # The toolchain whose reference config runs a model "as its original framework would": a
 # PyTorch model's reference is PyTorch eager in fp32 whichever toolchain deploys it.
-_FRAMEWORK_TOOLCHAINS = {"torch": "pytorch"}
+_FRAMEWORK_TOOLCHAINS = {"torch": "pytorch", "sklearn": "sklearn"}
 
 
 def reference_toolchain(model_format: str, deploying: Toolchain) -> Toolchain:
@@ -79,14 +82,27 @@ def _toolchain_and_environment(
     return toolchain, toolchain_environment(type(toolchain), version)
 
 
-def load_target(name: str) -> Target:
-    """Instantiate a target plugin, checking that it is available."""
+def load_target(name: str, config: Mapping[str, Any] | None = None) -> Target:
+    """Instantiate a target plugin for ``target.config``, checking that it is available and
+    that the configuration is valid (errors name the field and what is allowed)."""
     cls = load_plugin(PluginKind.TARGET, name)
     availability = cls.availability()
     if not availability.available:
         raise PluginError(f"target '{name}' is not available: {availability.reason}")
-    target: Target = cls()
-    return target
+    if cls.config_model is None:
+        if config:
+            raise PluginError(f"target '{name}' takes no options; remove target.config")
+        target: Target = cls.configured(None)
+        return target
+    try:
+        parsed = cls.config_model.model_validate(dict(config or {}))
+    except ValidationError as exc:
+        lines = format_validation_error(exc, cls.config_model, prefix="target.config")
+        raise PluginError(
+            f"invalid configuration for target '{name}':\n  " + "\n  ".join(lines)
+        ) from None
+    configured: Target = cls.configured(parsed)
+    return configured
 
 
 @dataclass(frozen=True)
@@ -110,11 +126,7 @@ def prepare_experiment(
         experiment.toolchain.name, experiment.toolchain.version
     )
     config = toolchain.parse_config(experiment.toolchain.config)
-    if experiment.target.config:
-        raise PluginError(
-            f"target '{experiment.target.name}' takes no options; remove target.config"
-        )
-    target = load_target(experiment.target.name)
+    target = load_target(experiment.target.name, experiment.target.config)
     if environment is not None:
         target = _in_environment(target, environment)
     for probe in experiment.measurement.probes:

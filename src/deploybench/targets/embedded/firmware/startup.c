@@ -145,16 +145,25 @@ void fault_report(const uint32_t *frame, uint32_t kind)
     semihost_exit(DEPLOYBENCH_FAULT_EXIT);
 }
 
-/* The stacked frame is on MSP or PSP depending on EXC_RETURN bit 2. */
+/* The stacked frame is on MSP or PSP depending on EXC_RETURN bit 2. ARMv6-M instructions
+ * only (no IT blocks, no immediate TST, short B range), so the same startup builds for a
+ * Cortex-M0 as for the ARMv7-M and ARMv8-M cores. */
 #define FAULT_ENTRY(name, kind)                                                                   \
     __attribute__((naked)) void name(void)                                                        \
     {                                                                                             \
-        __asm__ volatile("tst lr, #4\n\t"                                                         \
-                         "ite eq\n\t"                                                             \
-                         "mrseq r0, msp\n\t"                                                      \
-                         "mrsne r0, psp\n\t"                                                      \
+        __asm__ volatile("movs r0, #4\n\t"                                                         \
+                         "mov r1, lr\n\t"                                                          \
+                         "tst r0, r1\n\t"                                                          \
+                         "bne 1f\n\t"                                                              \
+                         "mrs r0, msp\n\t"                                                         \
+                         "b 2f\n"                                                                   \
+                         "1:\n\t"                                                                  \
+                         "mrs r0, psp\n"                                                            \
+                         "2:\n\t"                                                                  \
                          "movs r1, #" #kind "\n\t"                                                \
-                         "b fault_report\n\t");                                                   \
+                         "ldr r2, =fault_report\n\t"                                               \
+                         "bx r2\n\t"                                                               \
+                         ".ltorg\n\t");                                                            \
     }
 
 FAULT_ENTRY(HardFault_Handler, 0)

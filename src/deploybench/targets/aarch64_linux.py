@@ -1,0 +1,93 @@
+"""aarch64 Linux under QEMU user-mode emulation (``qemu-aarch64``): a static binary.
+
+Generated C is compiled with ``aarch64-linux-gnu-gcc`` into a static executable and run by
+``qemu-aarch64`` (binfmt is not needed); instructions are counted exactly by the TCG plugin.
+An application core has no meaningful average CPI, so latency is reported unavailable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from deploybench.plugins.availability import Availability
+from deploybench.targets.base import (
+    ExecutionRequest,
+    ProgressCallback,
+    Provenance,
+    RawRun,
+    Target,
+    TargetInfo,
+)
+from deploybench.targets.cortex_m import C_SOURCE, missing_tools
+
+if TYPE_CHECKING:
+    from deploybench.targets.embedded.compile import FirmwareBuild
+
+_TOOLS = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
+
+
+class QemuAarch64LinuxTarget(Target):
+    """A static aarch64 Linux binary under qemu-aarch64: exact instruction counts."""
+
+    name: ClassVar[str] = "qemu-aarch64-linux"
+    summary: ClassVar[str] = (
+        "aarch64 Linux under QEMU user-mode emulation: generated C as a static binary; "
+        "exact instruction counts, binary size and stack."
+    )
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Needs the aarch64 cross-compiler and qemu-user."""
+        reason = missing_tools(_TOOLS)
+        return Availability(available=reason is None, reason=reason)
+
+    @classmethod
+    def tool_version(cls) -> str | None:
+        """QEMU's version."""
+        from deploybench.targets.embedded.tools import first_line_of
+
+        return first_line_of(["qemu-aarch64", "--version"])
+
+    def describe(self) -> TargetInfo:
+        """An aarch64 Linux process; no memory capacities (it is whatever the host gives)."""
+        return TargetInfo(
+            name=self.name,
+            kind="simulator",
+            description="aarch64 Linux, static binary under qemu-aarch64 user-mode emulation",
+            cpu_model="aarch64 (QEMU max CPU)",
+            cores=1,
+            isa_features=["aarch64"],
+            provenance=Provenance.SIMULATED,
+            executes=[C_SOURCE],
+            capabilities=["instructions", "binary-size", "stack"],
+            extra={"cpu": "aarch64"},
+        )
+
+    def execute(
+        self, request: ExecutionRequest, progress: ProgressCallback | None = None
+    ) -> RawRun:
+        """Compile a static binary, then run it under qemu-aarch64 for each pass."""
+        from deploybench.targets.embedded.compile import CompileOptions, compile_linux
+        from deploybench.targets.embedded.cycle_model import cycle_model_unavailable
+        from deploybench.targets.embedded.qemu import run_aarch64
+        from deploybench.targets.firmware_runs import Platform, execute_firmware
+
+        def compile_static(
+            sources: list[Path], include: list[Path], options: CompileOptions, out: Path
+        ) -> FirmwareBuild:
+            # The Cortex-M options do not apply to an aarch64 build.
+            plain = options.model_copy(update={"cpu": None, "float_abi": None})
+            return compile_linux(sources, include, "aarch64", plain, out)
+
+        platform = Platform(
+            name=self.name,
+            tool="aarch64-linux-gnu-gcc",
+            compile=compile_static,
+            boot=lambda binary, folder, timeout, count: run_aarch64(binary, folder, timeout, count),
+            cycles=lambda per: None,
+            cycles_unavailable=cycle_model_unavailable("aarch64"),
+            memories=[],
+            environment={"target": self.name, "qemu": self.tool_version()},
+        )
+        return execute_firmware(request, platform, progress)
