@@ -104,6 +104,10 @@ def test_digits_models_on_the_simulators(
         assert 0 < regions["ram"]["share"] < 1
     steps = [step.name for step in record.steps]
     assert steps[-1] == "cross-compile" and "generate-c" in steps
+    # Every boot's command line and output is in the run's log: functional, baseline, counted.
+    log = (tmp_path / "run.log").read_text()
+    for boot in ("functional", "baseline", "boot-0", "boot-1"):
+        assert f"==== target: {boot} ====" in log
     if precision == "int8":
         assert "quantize" in steps
 

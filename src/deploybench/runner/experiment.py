@@ -91,7 +91,7 @@ class _RunBuilder:
             self.artifacts.add("expected_outputs", prepared.problem.expected_outputs_path)
 
     def collect_logs(self, raw: RawRun, label: str) -> None:
-        paths = [r.log_path for r in raw.repetitions]
+        paths = [r.log_path for r in raw.repetitions] + list(raw.logs)
         if raw.functional is not None:
             paths.insert(0, raw.functional.log_path)
         if raw.failure is not None and raw.failure.log_path is not None:

@@ -131,6 +131,11 @@ class RawRun(BaseModel):
         description="Build steps the target ran itself (cross-compilation, linking), recorded "
         "after the toolchain's.",
     )
+    logs: list[Path] = Field(
+        default_factory=list,
+        description="Logs of passes that are neither functional nor timed repetitions (the "
+        "baseline and counted boots of a simulator), kept in the run's log.",
+    )
     target_metrics: dict[str, Any] = Field(
         default_factory=dict,
         description="Metrics only this kind of target yields (flash, RAM, stack, instructions, "

@@ -92,6 +92,7 @@ def execute_firmware(
             environment=platform.environment,
             failure=failure,
             steps=pipeline.steps,
+            logs=_counting_logs(workdir),
             target_metrics=metrics,
         )
 
@@ -407,6 +408,12 @@ def footprint_metrics(
         "ram_with_stack_bytes": ram,
         "regions": regions,
     }
+
+
+def _counting_logs(workdir: Path) -> list[Path]:
+    """Logs of the baseline and counted boots that ran, in boot order."""
+    boots = sorted(workdir.glob("boot-*/boot.log"), key=lambda p: int(p.parent.name[5:]))
+    return [path for path in (workdir / "baseline" / "boot.log", *boots) if path.is_file()]
 
 
 def _write_log(path: Path, text: str) -> Path:
