@@ -126,3 +126,71 @@ def test_without_a_registered_target_the_job_waits_unchecked(lab_factory: LabFac
     definition = _definition(lab, _fancy_model(), _dataset(), "onnxruntime")
     _, ids = lab.submit(user, definition)
     assert lab.job(ids[0])["state"] == "queued"
+
+
+def _wide_model(outputs: int) -> bytes:
+    """One Gemm 64 -> ``outputs``: 256 * outputs bytes of fp32 weights."""
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [64, outputs], np.full(64 * outputs, 0.01, np.float32)
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "w"], ["output"], name="fc")],
+        "wide",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", outputs])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.fixture
+def board_lab(lab_factory: LabFactory) -> Lab:
+    """A lab whose agent registered the Cortex-M target (its default board, mps2-an385)."""
+    from deploybench.targets.cortex_m import QemuCortexMTarget
+
+    lab = lab_factory(check_compatibility=True, max_upload_bytes=1024**2)
+    agent = lab.add_user("agent", "board-agent")
+    info = QemuCortexMTarget().describe().model_dump(mode="json")
+    answer = lab.client.post(
+        f"{API}/agents/register",
+        json={"name": "board-agent", "version": "test", "targets": [info]},
+        headers=agent.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    return lab
+
+
+def _board_definition(lab: Lab, board: str) -> dict[str, Any]:
+    data = zoo.build_dataset("digits").path.read_bytes()
+    definition = _definition(lab, _wide_model(1100), data, "cgen")
+    return {**definition, "target": {"name": "qemu-cortex-m", "config": {"board": board}}}
+
+
+def test_the_board_an_experiment_asks_for_is_the_one_checked(board_lab: Lab) -> None:
+    """281,600 bytes of weights: they fit the registered default board (4 MiB) but not the
+    lm3s6965evb (256 KiB) the experiment names, so the submit is refused with the numbers."""
+    user = board_lab.add_user()
+    answer = board_lab.client.post(
+        f"{API}/experiments",
+        json={"experiments": [_board_definition(board_lab, "lm3s6965evb")]},
+        headers=user.headers,
+    )
+    assert answer.status_code == 400, answer.text
+    detail = " ".join(answer.json()["detail"])
+    assert "does-not-fit" in detail and "lm3s6965evb" in detail and "262144" in detail
+    _, ids = board_lab.submit(user, _board_definition(board_lab, "mps2-an385"))
+    assert board_lab.job(ids[0])["state"] == "queued"
+
+
+def test_an_unknown_board_is_refused_at_submit(board_lab: Lab) -> None:
+    user = board_lab.add_user()
+    answer = board_lab.client.post(
+        f"{API}/experiments",
+        json={"experiments": [_board_definition(board_lab, "esp32")]},
+        headers=user.headers,
+    )
+    assert answer.status_code == 400, answer.text
+    detail = " ".join(answer.json()["detail"])
+    assert "esp32" in detail and "mps2-an386" in detail

@@ -89,6 +89,14 @@ def load_target(name: str, config: Mapping[str, Any] | None = None) -> Target:
     availability = cls.availability()
     if not availability.available:
         raise PluginError(f"target '{name}' is not available: {availability.reason}")
+    return configure_target(name, config)
+
+
+def configure_target(name: str, config: Mapping[str, Any] | None = None) -> Target:
+    """The target plugin ``name`` configured by ``target.config``, without checking that its
+    tools are installed here: enough to :meth:`~Target.describe` it (the lab server checks
+    experiments against the board they ask for, which only an agent can run)."""
+    cls = load_plugin(PluginKind.TARGET, name)
     if cls.config_model is None:
         if config:
             raise PluginError(f"target '{name}' takes no options; remove target.config")

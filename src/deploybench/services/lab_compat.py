@@ -43,6 +43,7 @@ def refuse_impossible(
         return
     toolchain = cls()
     config = toolchain.parse_config(experiment.toolchain.config)
+    configured = _configured_target(experiment)
     with tempfile.TemporaryDirectory(prefix="deploybench-check-") as tmp:
         folder = Path(tmp)
         model = artifacts.materialize(
@@ -58,7 +59,7 @@ def refuse_impossible(
         refusals: dict[str, list[Finding]] = {}
         for name, info in candidates:
             try:
-                described = TargetInfo.model_validate(info)
+                described = configured or TargetInfo.model_validate(info)
             except ValueError:
                 return  # an agent of another version: leave the check to it
             try:
@@ -73,6 +74,17 @@ def refuse_impossible(
                 return
             refusals[name] = errors
     raise CompatibilityError(_message(index, experiment.toolchain.name, refusals))
+
+
+def _configured_target(experiment: Experiment) -> TargetInfo | None:
+    """With ``target.config`` (a board), the target as configured: what an agent registered
+    describes its default configuration, not the board this experiment asks for. An invalid
+    configuration is refused here, naming the allowed values."""
+    if not experiment.target.config:
+        return None
+    from deploybench.runner.preparation import configure_target
+
+    return configure_target(experiment.target.name, experiment.target.config).describe()
 
 
 def _message(index: int, toolchain: str, refusals: dict[str, list[Finding]]) -> str:
