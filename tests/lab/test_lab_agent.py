@@ -221,6 +221,32 @@ def test_a_job_runs_end_to_end_and_leaves_nothing_behind(lab: Lab, tmp_path: Pat
 
 @pytest.mark.slow
 @BIG_UPLOADS
+def test_an_agent_runs_generated_c_on_the_board_a_job_names(lab: Lab, tmp_path: Path) -> None:
+    """A farm host with the Cortex-M target: the job's target.config picks the board, the
+    agent cross-compiles and boots it in QEMU, and the simulated record comes back."""
+    from deploybench.targets.cortex_m import QemuCortexMTarget
+
+    admin = _admin(lab)
+    agent = _agent(lab, tmp_path, targets=[QemuCortexMTarget()])
+    experiment = {
+        **_experiment("board", accuracy_samples=40, repetitions=2),
+        "toolchain": {"name": "cgen", "config": {"precision": "int8"}},
+        "target": {"name": "qemu-cortex-m", "config": {"board": "lm3s6965evb"}},
+    }
+    submission = admin.submit(experiment)
+    assert agent.run_once() is True
+    [job] = admin.wait(submission.campaign, progress=False, timeout=5)
+    assert job["state"] == "succeeded", admin.logs(job["id"])
+    record = admin.run(job["run_id"])
+    assert record["provenance"] == "simulated"
+    assert record["target"]["extra"]["board"] == "lm3s6965evb"
+    assert record["metrics"]["instructions"]["per_inference"] > 0
+    assert record["validity"]["verdict"] == "valid"
+    assert agent.registered == ["host1/qemu-cortex-m"]
+
+
+@pytest.mark.slow
+@BIG_UPLOADS
 @pytest.mark.parametrize(("action", "final"), [("abort", "aborted"), ("suspend", "held")])
 def test_abort_and_suspend_kill_the_running_measurement(
     lab: Lab, tmp_path: Path, action: str, final: str
