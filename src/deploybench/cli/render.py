@@ -100,8 +100,11 @@ def _embedded_table(metrics: dict[str, Any]) -> Table:
     footprint = metrics.get("footprint")
     if isinstance(footprint, dict):
         origin = str(footprint.get("provenance", ""))
-        table.add_row("flash (text + data)", _bytes(footprint.get("flash_bytes")), origin)
-        table.add_row("RAM (data + bss)", _bytes(footprint.get("ram_bytes")), origin)
+        # A Linux binary has no flash or RAM budget: the same sections, named for what they are.
+        board = bool(footprint.get("regions"))
+        code, data = ("flash", "RAM") if board else ("binary", "static data")
+        table.add_row(f"{code} (text + data)", _bytes(footprint.get("flash_bytes")), origin)
+        table.add_row(f"{data} (data + bss)", _bytes(footprint.get("ram_bytes")), origin)
         table.add_row("  of which arena", _bytes(footprint.get("arena_bytes")), "generated")
         table.add_row("weights (const)", _bytes(footprint.get("weights_bytes")), "generated")
         table.add_row("stack (worst path)", _bytes(footprint.get("stack_bytes")), "static analysis")
