@@ -51,8 +51,11 @@ def _latency_table(metrics: dict[str, Any]) -> Table:
     ci = latency.get("ci", {})
     level = ci.get("level", 0.95)
     origin = latency.get("provenance")
-    title = "Latency (one inference of one batch)" + (f" — {origin}" if origin else "")
-    table = Table(title=title, show_edge=False)
+    table = Table(
+        title="Latency (one inference of one batch)",
+        caption=f"provenance: {origin}" if origin else None,
+        show_edge=False,
+    )
     table.add_column("statistic")
     table.add_column("value", justify="right")
     table.add_column(f"{level:.0%} CI", justify="right")
