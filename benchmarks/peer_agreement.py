@@ -7,8 +7,8 @@ For each zoo model and each round, alternating the two tools (ABAB):
   ``precision: f32, hint: latency, threads: 1``, batch 1, pinned to one CPU, one repetition):
   build, reference run, one fresh worker process. It gives two series over the same calls:
   - *harness-timed* (``latency_ms``, deploybench's main figure): ``perf_counter_ns`` around
-    each call to the session's ``run`` (``set_tensor`` of one of 64 prepared feeds,
-    ``InferRequest.infer()``, the outputs copied out);
+    each call to the session's ``run`` (one of 64 prepared feeds copied into the input
+    buffer bound to the request, ``InferRequest.infer()``, the outputs copied out);
   - *runtime-reported* (``runtime_latency_ms``): ``InferRequest.latency`` of that same call,
     read by the worker after the call's end timestamp.
 - **B, benchmark_app**: the wheel's ``benchmark_app`` pinned to the same CPU with the run's
@@ -37,11 +37,11 @@ gives the median and its 95 % CI over all rounds, computed as the runner does (r
 repetitions, clustered bootstrap). A context line (not judged) gives benchmark_app on a static
 batch-1 model (``-shape [1,...]``), its fastest configuration.
 
-What still differs in the runtime-reported comparison: deploybench binds a new input tensor
-per call (cycling 64 feeds) where ``-inference_only`` fills the inputs once, which raises
-OpenVINO's inner latency on the dynamic-batch IR (compare the context lines "deploybench
-session.run" and "infer() on tensors set once", column "inner"); and the two tools run in
-different processes, so their medians move with this VM's drift.
+What still differs in the runtime-reported comparison: deploybench writes new data into its
+bound input buffer on every call (cycling 64 feeds) where ``-inference_only`` fills the inputs
+once; and the two tools run in different processes, so their medians move with this VM's
+drift (the context lines "deploybench session.run" and "infer() on tensors set once", column
+"inner", compare the two inside one process).
 
 How to read the harness-timed ratio. deploybench times the whole Python call:
 ``set_tensor`` of the prepared ``ov.Tensor``, the GIL round trip, ``infer()``, and the output
@@ -112,6 +112,20 @@ new input on every call); copying each feed into the request's own input tensor 
 ``set_tensor`` left that unchanged (18.2 us), so it is the new data per call, not the
 binding, that OpenVINO's inner time sees. The goal is met on the model that runs for hundreds
 of microseconds, not on the two that run for 10-40 us.
+
+That conclusion was wrong, and a controlled probe (one pinned process, digits-mlp, 18,000
+calls per variant, inner latency) showed why: new data written into a tensor bound once costs
+nothing (9.3 us against 8.9-9.8 us for no change), while ``set_tensor`` on every call costs
+1.6 us with the same tensor and 2-2.5 us cycling 64 tensors (11.4-13.8 us with the output
+copies, against 9.8-10.9 us bound once). The earlier copy attempt had gone through the
+request's own tensor (``get_input_tensor().data``), which did not avoid the rebinding. The
+session now binds one buffer per input once (again only when the batch shape changes) and
+copies each feed into it with ``np.copyto``. Runs on the quiet VM (load 0.8-1.9,
+2026-11-28 20:32-20:40, 5 or 7 rounds of 1.5 s), runtime-reported paired ratio:
+digits-mlp 0.976 and 0.988, digits-cnn 1.002 and 0.995 (PASS, every run); the ResNet-18
+0.928 (FAIL; its paired round ratios spread over 0.71-1.20, ratio of the overall medians
+1.023) and 0.991 (PASS) in a 7-round run. The harness-timed ratios fell with it: 2.17-2.24 on
+digits-mlp, 1.65-1.67 on digits-cnn, 1.09-1.16 on the ResNet-18.
 
     python benchmarks/peer_agreement.py [--rounds 5] [--seconds 2] [--cpu N] [--quick]
 

@@ -43,6 +43,8 @@ class OpenVinoSession:
         self._outputs = [self._port(spec.name) for spec in deployable.outputs]
         self._dtypes = {spec.name: np.dtype(spec.dtype) for spec in deployable.inputs}
         self._request = self._compiled.create_infer_request()
+        # The buffer bound to each input of the request (bound on the first run).
+        self._bound: list[np.ndarray | None] = [None] * len(self._compiled.inputs)
         self._version = distribution_version("openvino") or ov.__version__
 
     def _port(self, name: str) -> Any:
@@ -52,31 +54,46 @@ class OpenVinoSession:
         known = sorted(n for port in self._compiled.outputs for n in port.get_names())
         raise RuntimeError(f"the compiled model has no output '{name}'; outputs: {known}")
 
-    def prepare(self, inputs: Mapping[str, np.ndarray]) -> list[tuple[Any, Any]]:
-        """``(input port, ov.Tensor)`` pairs sharing contiguous arrays of the declared dtypes,
-        built before timing: turning a dict of arrays into tensors inside ``infer`` costs
-        tens of microseconds of Python per call, more than small models take to run."""
-        import openvino as ov
-
-        feed: list[tuple[Any, Any]] = []
-        for port in self._compiled.inputs:
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        """``(input index, array)`` pairs: contiguous arrays of the declared dtypes, built
+        before timing."""
+        feed: list[tuple[int, np.ndarray]] = []
+        for index, port in enumerate(self._compiled.inputs):
             name = next((n for n in port.get_names() if n in inputs), None)
             if name is None:
                 raise RuntimeError(
                     f"no data for model input {sorted(port.get_names())}; got {sorted(inputs)}"
                 )
-            array = np.ascontiguousarray(inputs[name], dtype=self._dtypes.get(name))
-            feed.append((port, ov.Tensor(array, shared_memory=True)))
+            feed.append((index, np.ascontiguousarray(inputs[name], dtype=self._dtypes.get(name))))
         return feed
 
-    def run(self, feed: list[tuple[Any, Any]]) -> Sequence[np.ndarray]:
+    def run(self, feed: list[tuple[int, np.ndarray]]) -> Sequence[np.ndarray]:
         """One synchronous inference; outputs copied out of the request's buffers (the next
-        call overwrites them) in the order the problem declares them."""
-        request = self._request
-        for port, tensor in feed:
-            request.set_tensor(port, tensor)
-        request.infer()
-        return [request.get_tensor(port).data.copy() for port in self._outputs]
+        call overwrites them) in the order the problem declares them.
+
+        Each input is copied into a buffer bound to the request once (rebound only when the
+        batch shape changes), as an application feeding a camera or a queue would do: binding
+        a different tensor on every call makes OpenVINO's own time per inference 2-3 µs
+        longer (digits-mlp: 12.3-13.8 µs against 9.8-10.9 µs, in one pinned process)."""
+        bound = self._bound
+        for index, array in feed:
+            buffer = bound[index]
+            if buffer is None or buffer.shape != array.shape:
+                buffer = self._bind(index, array)
+            np.copyto(buffer, array)
+        self._request.infer()
+        return [self._request.get_tensor(port).data.copy() for port in self._outputs]
+
+    def _bind(self, index: int, like: np.ndarray) -> np.ndarray:
+        """A buffer shaped like ``like`` bound as input ``index`` of the request."""
+        import openvino as ov
+
+        buffer = np.empty_like(like)
+        self._request.set_tensor(
+            self._compiled.inputs[index], ov.Tensor(buffer, shared_memory=True)
+        )
+        self._bound[index] = buffer
+        return buffer
 
     def last_runtime_latency_ns(self) -> int:
         """``InferRequest.latency`` of the last :meth:`run` (OpenVINO gives milliseconds):
