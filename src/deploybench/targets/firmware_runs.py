@@ -42,7 +42,8 @@ from deploybench.targets.embedded.cycle_model import (
 from deploybench.targets.embedded.elf_size import elf_memory
 from deploybench.targets.embedded.qemu import QemuRun
 from deploybench.targets.embedded.stack import worst_stack
-from deploybench.toolchains.base import Deployable, StepRecord
+from deploybench.targets.embedded.tools import first_line_of
+from deploybench.toolchains.base import Deployable
 from deploybench.toolchains.pipeline import BuildError, Pipeline
 
 C_SOURCE = "c-source"
@@ -140,24 +141,20 @@ def _compile(
     include = deployable.root / config["include_dir"]
     options = CompileOptions(**config.get("compile", {}))
     out_dir.mkdir(parents=True, exist_ok=True)
-    built: list[FirmwareBuild] = []
+    version = first_line_of([platform.tool, "--version"]) or "not installed"
     with pipeline.step(
         "cross-compile",
         platform.tool,
-        "",
+        version,
         {path.name: path for path in sources},
         {"platform": platform.name, **options.model_dump(mode="json")},
     ) as step:
         build = platform.compile(sources, [include], options, out_dir)
-        built.append(build)
         step.output(build.elf)
         step.log("\n".join(" ".join(command) for command in build.commands))
         if build.log.strip():
             step.log(build.log.strip())
-    # The compiler's version is only known once it ran.
-    last = pipeline.steps[-1]
-    pipeline.steps[-1] = StepRecord(**{**last.model_dump(), "version": built[0].compiler_version})
-    return built[0]
+    return build
 
 
 def _write_inputs(request: ExecutionRequest, config: dict[str, Any], workdir: Path) -> Path:

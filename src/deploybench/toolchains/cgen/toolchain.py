@@ -8,6 +8,7 @@ targets cross-compile the same sources with their board's startup code and linke
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -256,8 +257,8 @@ class CgenToolchain(Toolchain):
             session_config={
                 "prefix": cfg.prefix,
                 "precision": generated.precision,
-                "input_size": _size(generated.input_shape),
-                "output_size": _size(generated.output_shape),
+                "input_size": math.prod(generated.input_shape),
+                "output_size": math.prod(generated.output_shape),
                 "input_shape": list(generated.input_shape),
                 "output_shape": list(generated.output_shape),
                 "weights_bytes": generated.weights_bytes,
@@ -366,13 +367,6 @@ def memory_findings(
                 )
             )
     return findings
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    total = 1
-    for dim in shape:
-        total *= dim
-    return total
 
 
 def _c_files(folder: Path) -> list[Path]:
