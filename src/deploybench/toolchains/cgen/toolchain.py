@@ -206,15 +206,7 @@ class CgenToolchain(Toolchain):
         else:
             require_chain(steps, problem.model_format, (ONNX,), self.name)
         if problem.model_format == ONNX:
-            with state.pipeline.step(
-                "validate", "onnx", onnx_version, {"input.onnx": problem.model_path}
-            ) as step:
-                current = step.output(workdir / "model.onnx")
-                shutil.copyfile(problem.model_path, current)
-                onnx.checker.check_model(str(current), full_check=True)
-                step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
-            state.current = ModelArtifact(ONNX, current)
-            state.keep(current, "model")
+            state.validate_onnx(onnx_version)
         final = run_workflow(steps, state)
 
         source_dir = workdir / "c"

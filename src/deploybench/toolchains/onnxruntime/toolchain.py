@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import ClassVar, cast
 
@@ -26,7 +25,6 @@ from deploybench.toolchains.onnxruntime.steps import (
 )
 from deploybench.toolchains.workflow import (
     ExportOnnxStep,
-    ModelArtifact,
     WorkflowState,
     WorkflowStep,
     chain_findings,
@@ -187,17 +185,7 @@ class OnnxRuntimeToolchain(Toolchain):
         require_chain(steps, problem.model_format, (ONNX,), self.name)
 
         if problem.model_format == ONNX:
-            with state.pipeline.step(
-                "validate", "onnx", onnx_version, {"input.onnx": problem.model_path}
-            ) as step:
-                import onnx
-
-                current = step.output(workdir / "model.onnx")
-                shutil.copyfile(problem.model_path, current)
-                onnx.checker.check_model(str(current), full_check=True)
-                step.log(f"opset {problem.opset}; operators: {', '.join(problem.operators)}")
-            state.current = ModelArtifact(ONNX, current)
-            state.keep(current, "model")
+            state.validate_onnx(onnx_version)
         final = run_workflow(steps, state)
         # The deployed artifact is the last step's graph itself: nothing is re-optimized at
         # load time, so what runs is exactly the file whose sha256 is recorded.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,21 @@ class WorkflowState:
         """List ``path`` (inside the work folder) as a file of the deployable."""
         self.files = [item for item in self.files if item.path != path.name]
         self.files.append(DeployableFile.of(self.workdir, path, role))
+
+    def validate_onnx(self, onnx_version: str) -> None:
+        """The ``validate`` step of ONNX problems: copy the model into the work folder and run
+        the full ONNX checker on the copy, which becomes the current model."""
+        source = self.problem.model_path
+        with self.pipeline.step("validate", "onnx", onnx_version, {"input.onnx": source}) as step:
+            import onnx
+
+            current = step.output(self.workdir / "model.onnx")
+            shutil.copyfile(source, current)
+            onnx.checker.check_model(str(current), full_check=True)
+            operators = ", ".join(self.problem.operators)
+            step.log(f"opset {self.problem.opset}; operators: {operators}")
+        self.current = ModelArtifact(ONNX, current)
+        self.keep(current, "model")
 
     @classmethod
     def start(cls, problem: ResolvedProblem, workdir: Path) -> WorkflowState:
