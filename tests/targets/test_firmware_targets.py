@@ -21,8 +21,7 @@ from deploybench.targets.aarch64_linux import QemuAarch64LinuxTarget
 from deploybench.targets.base import ExecutionRequest, FailureKind
 from deploybench.targets.cortex_m import QemuCortexMTarget
 from deploybench.testing.experiments import make_experiment
-from deploybench.toolchains.base import Deployable, DeployableFile
-from deploybench.toolchains.cgen.toolchain import C_SOURCE
+from deploybench.toolchains.base import C_SOURCE, Deployable, DeployableFile
 
 pytestmark = pytest.mark.slow
 

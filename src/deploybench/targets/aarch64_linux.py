@@ -10,24 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from deploybench.plugins.availability import Availability
 from deploybench.targets.base import (
     ExecutionRequest,
     ProgressCallback,
     Provenance,
     RawRun,
-    Target,
     TargetInfo,
 )
-from deploybench.targets.cortex_m import C_SOURCE, missing_tools
+from deploybench.targets.simulator import QemuTarget
+from deploybench.toolchains.base import C_SOURCE
 
 if TYPE_CHECKING:
     from deploybench.targets.embedded.compile import FirmwareBuild
 
-_TOOLS = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
 
-
-class QemuAarch64LinuxTarget(Target):
+class QemuAarch64LinuxTarget(QemuTarget):
     """A static aarch64 Linux binary under qemu-aarch64: exact instruction counts."""
 
     name: ClassVar[str] = "qemu-aarch64-linux"
@@ -35,19 +32,7 @@ class QemuAarch64LinuxTarget(Target):
         "aarch64 Linux under QEMU user-mode emulation: generated C as a static binary; "
         "exact instruction counts, binary size and stack."
     )
-
-    @classmethod
-    def availability(cls) -> Availability:
-        """Needs the aarch64 cross-compiler and qemu-user."""
-        reason = missing_tools(_TOOLS)
-        return Availability(available=reason is None, reason=reason)
-
-    @classmethod
-    def tool_version(cls) -> str | None:
-        """QEMU's version."""
-        from deploybench.targets.embedded.tools import first_line_of
-
-        return first_line_of(["qemu-aarch64", "--version"])
+    tools: ClassVar[tuple[str, ...]] = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
 
     def describe(self) -> TargetInfo:
         """An aarch64 Linux process; no memory capacities (it is whatever the host gives)."""

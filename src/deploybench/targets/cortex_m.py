@@ -8,13 +8,11 @@ latency are estimates from the core's cycle model (provenance ``simulated``).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deploybench.plugins.availability import Availability
 from deploybench.targets.base import (
     ExecutionRequest,
     ProgressCallback,
@@ -24,12 +22,11 @@ from deploybench.targets.base import (
     TargetInfo,
 )
 from deploybench.targets.embedded.boards import BOARDS, Board, get_board
+from deploybench.targets.simulator import QemuTarget
+from deploybench.toolchains.base import C_SOURCE
 
 if TYPE_CHECKING:
     from deploybench.targets.embedded.compile import CompileOptions, FirmwareBuild
-
-C_SOURCE = "c-source"
-_TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
 
 
 class CortexMConfig(BaseModel):
@@ -55,17 +52,6 @@ def core_name(board: Board) -> str:
     return "cortex-m4f" if board.cpu == "cortex-m4" and board.fpu else board.cpu
 
 
-def missing_tools(tools: tuple[str, ...]) -> str | None:
-    """None when every tool is on PATH, else which are missing and how to install them."""
-    from deploybench.targets.embedded.tools import APT_HINTS
-
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return None
-    hints = "; ".join(dict.fromkeys(APT_HINTS[tool] for tool in missing))
-    return f"{', '.join(missing)} not found; run: {hints}"
-
-
 # Cores of the cgen ``cpu`` option that have no FPU: their code is built soft-float unless the
 # config says otherwise, whatever FPU the board has.
 _NO_FPU_CORES = ("cortex-m0", "cortex-m3", "cortex-m4")
@@ -83,7 +69,7 @@ def gcc_options(options: CompileOptions) -> CompileOptions:
     return options.model_copy(update={"cpu": cpu, "float_abi": abi})
 
 
-class QemuCortexMTarget(Target):
+class QemuCortexMTarget(QemuTarget):
     """A Cortex-M board in QEMU: bare-metal firmware, semihosting I/O, counted instructions."""
 
     name: ClassVar[str] = "qemu-cortex-m"
@@ -92,6 +78,7 @@ class QemuCortexMTarget(Target):
         "bare-metal firmware; flash, RAM, stack, exact instruction counts, simulated cycles."
     )
     config_model: ClassVar[type[BaseModel] | None] = CortexMConfig
+    tools: ClassVar[tuple[str, ...]] = ("arm-none-eabi-gcc", "qemu-system-arm")
 
     def __init__(self, config: CortexMConfig | None = None) -> None:
         self.config = config or CortexMConfig()
@@ -101,19 +88,6 @@ class QemuCortexMTarget(Target):
     def configured(cls, config: BaseModel | None) -> Target:
         """The target for ``target.config`` (its board)."""
         return cls(config if isinstance(config, CortexMConfig) else None)
-
-    @classmethod
-    def availability(cls) -> Availability:
-        """Needs the Arm cross-compiler with newlib and qemu-system-arm."""
-        reason = missing_tools(_TOOLS)
-        return Availability(available=reason is None, reason=reason)
-
-    @classmethod
-    def tool_version(cls) -> str | None:
-        """QEMU's version."""
-        from deploybench.targets.embedded.tools import first_line_of
-
-        return first_line_of(["qemu-system-arm", "--version"])
 
     def describe(self) -> TargetInfo:
         """The board: core, FPU, memories and clock; provenance ``simulated``."""

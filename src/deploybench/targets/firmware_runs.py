@@ -43,10 +43,9 @@ from deploybench.targets.embedded.elf_size import elf_memory
 from deploybench.targets.embedded.qemu import QemuRun
 from deploybench.targets.embedded.stack import worst_stack
 from deploybench.targets.embedded.tools import first_line_of
-from deploybench.toolchains.base import Deployable
+from deploybench.toolchains.base import C_SOURCE, Deployable
 from deploybench.toolchains.pipeline import BuildError, Pipeline
 
-C_SOURCE = "c-source"
 # Inferences of a counted boot: enough to average data-dependent paths (ReLU, max-pool
 # branches) over several samples; the count is exact, so more would add time, not precision.
 COUNTED_INFERENCES = 20

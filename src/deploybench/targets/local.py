@@ -27,10 +27,9 @@ from deploybench.targets.base import (
     Target,
     TargetInfo,
 )
+from deploybench.toolchains.base import C_SOURCE
 
 PYTHON_SESSION = "python-session"
-# Generated C (cgen) runs here through the host library its session factory loads.
-C_SOURCE = "c-source"
 
 
 def timing_plan(request: ExecutionRequest) -> TimingPlan:

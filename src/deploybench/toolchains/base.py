@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from deploybench.targets.base import TargetInfo
 
 MANIFEST_NAME = "deployable.json"
+# Deployable kind of generated C sources (cgen): the host runs them through the deployable's
+# session factory, simulator targets cross-compile them.
+C_SOURCE = "c-source"
 
 
 class Severity(StrEnum):

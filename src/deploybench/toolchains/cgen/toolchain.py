@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from deploybench.plugins.availability import Availability, distribution_version
 from deploybench.problems.resolved import ResolvedProblem
 from deploybench.targets.base import TargetInfo
-from deploybench.toolchains.base import Deployable, Finding, Severity, Toolchain
+from deploybench.toolchains.base import C_SOURCE, Deployable, Finding, Severity, Toolchain
 from deploybench.toolchains.cgen.config import PIPELINE_OPTIONS, CgenConfig
 from deploybench.toolchains.cgen.cpus import cpu_findings
 from deploybench.toolchains.onnxruntime.steps import OrtQuantizeStep, QuantizeOptions
@@ -37,7 +37,6 @@ from deploybench.toolchains.workflow.state import ONNX, TORCH
 if TYPE_CHECKING:
     from deploybench.toolchains.cgen.codegen import GeneratedModel
 
-C_SOURCE = "c-source"
 SKLEARN = "sklearn"
 _SESSION_FACTORY = "deploybench.toolchains.cgen.session:open_session"
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
