@@ -101,3 +101,14 @@ def test_an_explicit_pipeline_quantizes_before_generation(tmp_path: Path) -> Non
     assert names.index("quantize") < names.index("generate-c") < names.index("compile-host")
     assert deployable.session_config["precision"] == "int8"
     assert deployable.workflow[0]["step"] == "quantize"
+
+
+def test_int8_is_refused_for_a_tree_ensemble() -> None:
+    experiment = make_experiment(
+        model="zoo:digits-forest",
+        toolchain="cgen",
+        config={"precision": "int8"},
+        target={"name": "local"},
+    )
+    with pytest.raises(CompatibilityError, match=r"not-for-trees.*precision"):
+        prepare_experiment(experiment)
