@@ -40,8 +40,11 @@ def test_peer_agreement_quick(tmp_path: Path) -> None:
             rf"{model}\n"
             rf"\s+benchmark_app median\s+{NUMBER} us.*\n"
             rf"\s+deploybench runtime-reported\s+median\s+{NUMBER} us\s+\(all rounds: "
-            rf"{NUMBER} us, 95 % CI {NUMBER}-{NUMBER} us;.*\n"
+            rf"{NUMBER} us, 95 % CI {NUMBER}-{NUMBER} us; 1 runs, .*\)\n"
+            rf"\s+bracketed ratio {NUMBER} \(95 % CI .*; rounds {NUMBER}-{NUMBER}; "
+            rf"ratio of medians {NUMBER}\)\n"
             rf"\s+deploybench harness-timed\s+median\s+{NUMBER} us\s+\(all rounds: .*\n"
+            rf"\s+bracketed ratio .*\n"
             rf"\s+ratio to benchmark_app: runtime-reported {NUMBER} \(judged, goal "
             rf"0\.97-1\.03\), harness-timed {NUMBER} \(informative\)  not judged\n",
             done.stdout,
