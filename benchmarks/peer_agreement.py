@@ -355,12 +355,31 @@ def paired_ci(ratios: np.ndarray) -> tuple[float, float]:
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number of ``kind`` above zero, or a message naming what is allowed."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0: give a positive number")
+        return value
+
+    return parse
+
+
 def main() -> int:
     """Measure both models with both tools; exit 1 when a ratio is outside the goal."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9, help="bracketed rounds per model")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per round")
-    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument(
+        "--rounds", type=positive(int), default=9, help="bracketed rounds per model"
+    )
+    parser.add_argument(
+        "--seconds", type=positive(float), default=10.0, help="measured time per round"
+    )
+    parser.add_argument("--warmup", type=positive(float), default=0.5)
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     parser.add_argument("--quick", action="store_true", help="1 short round; not judged")
     parser.add_argument(

@@ -51,3 +51,18 @@ def test_peer_agreement_quick(tmp_path: Path) -> None:
         ), output
     assert "infer(feed, share_inputs=True)" in done.stdout, output
     assert done.stdout.rstrip().endswith("done (quick)"), output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--rounds", "0", "0 is not above 0"), ("--seconds", "ten", "'ten' is not a float")],
+)
+def test_peer_agreement_refuses_bad_options(option: str, value: str, message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), option, value],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"argument {option}: {message}" in done.stderr
