@@ -4,6 +4,7 @@ raw samples beside the harness-timed series, which it never replaces."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,28 @@ def test_a_session_without_it_has_no_runtime_series(tmp_path: Path) -> None:
     with np.load(tmp_path / "raw_latencies.npz") as raw:
         assert sorted(raw.files) == ["repetition_0", "repetition_1"]
     assert not list(tmp_path.rglob("runtime_latencies.npy"))
+    # The same run also checks the worker's log (a second run would only cost time).
+    assert_worker_log_names_each_phase(tmp_path, outcome.record.repetitions[0]["n"])
+
+
+def assert_worker_log_names_each_phase(workdir: Path, calls: int) -> None:
+    """The measurement worker writes its phases to its log, between phases and in order:
+    loaded (with the load and first-inference times), warming up, measuring, measured. The
+    run keeps that log, and a tool that follows it can line its own window up with the
+    worker's (benchmarks/peer_agreement.py does)."""
+    log = (workdir / "target" / "repetition-0" / "worker.log").read_text()
+    lines = [line for line in log.splitlines() if line.startswith("[worker] ")]
+    assert len(lines) == 3, log
+    assert re.fullmatch(
+        r"\[worker\] loaded in [\d.]+ ms, first inference [\d.]+ ms, \d+ prepared feeds; "
+        r"warming up",
+        lines[0],
+    )
+    assert re.fullmatch(
+        r"\[worker\] warm-up: \d+ runs in [\d.]+ ms, steady: \w+; measuring", lines[1]
+    )
+    found = re.fullmatch(
+        r"\[worker\] measured (\d+) calls in [\d.]+ ms \(stopped by .+\)", lines[2]
+    )
+    assert found is not None, lines[2]
+    assert int(found.group(1)) == calls

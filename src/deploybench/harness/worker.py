@@ -238,16 +238,25 @@ def execute(request: WorkerRequest) -> WorkerResult:
             runtime_latency = None
         t0 = perf_counter_ns()
         call(feeds[0])
-        values["first_inference_ns"] = perf_counter_ns() - t0
+        first_ns = values["first_inference_ns"] = perf_counter_ns() - t0
         # A collection inside the window would be charged to the model: collect now, then
         # keep the collector off while timing.
         gc.collect()
+        _log(
+            f"loaded in {load_ns / 1e6:.1f} ms, first inference {first_ns / 1e6:.3f} ms,"
+            f" {len(feeds)} prepared feeds; warming up"
+        )
         gc.disable()
         try:
             runs, warm_ns, steady = warm_up(call, feeds, request.timing)
+            _log(f"warm-up: {runs} runs in {warm_ns / 1e6:.1f} ms, steady: {steady}; measuring")
             window = measure_window(call, feeds, request.timing, runtime_latency)
         finally:
             gc.enable()
+        _log(
+            f"measured {window.latencies.size} calls in {window.window_ns / 1e6:.1f} ms"
+            f" (stopped by {window.stopped_by})"
+        )
         np.save(request.latencies_path, window.latencies)
         if window.runtime_latencies is not None and request.runtime_latencies_path is not None:
             np.save(request.runtime_latencies_path, window.runtime_latencies)
@@ -274,6 +283,13 @@ def execute(request: WorkerRequest) -> WorkerResult:
     # pages that the forked child held before exec, inflating the figure by the parent's size.
     values["peak_rss_bytes"] = _read_vm_hwm()
     return WorkerResult(ok=True, **values)
+
+
+def _log(line: str) -> None:
+    """One progress line on stderr, which the launcher keeps as the worker's log. Printed
+    between phases, never inside a timed window; flushed so that whoever follows the log
+    (the run's record, a benchmark aligning another tool with the window) sees it at once."""
+    print(f"[worker] {line}", file=sys.stderr, flush=True)
 
 
 def _write_result(path: Path, result: WorkerResult) -> None:
