@@ -46,8 +46,8 @@ gives the median and its 95 % CI over all rounds, computed as the runner does (r
 repetitions, clustered bootstrap). The *method check* line runs ``--null-rounds`` rounds of
 benchmark_app against itself, taking turns the same way: the spread that the method leaves
 when both sides are the same program. Context lines (not judged): benchmark_app alone on the
-CPU (no turns) on the same IR and on a static batch-1 model, and the pieces of one Python
-inference timed in one pinned process.
+CPU (no turns) on the same IR and on a static batch-1 model, and the *callers* probe (see
+"What still differs").
 
 Why turns. On the development VM (2 vCPUs, shared host) the latency of one pinned process
 moves between levels that last 0.5-3 s: a 60 s trace of ``infer()`` on digits-cnn had 0.5 s
@@ -78,21 +78,29 @@ between one sample and deploybench's cycling of 64. Giving benchmark_app the pro
 sample removes the question.
 
 What still differs: the caller. On a model this small OpenVINO's own time per call depends on
-the process that calls it, by more than the goal. Probes on digits-mlp (2026-11-29):
-- one pinned process, alternating 0.1 s chunks 40 times: copying the outputs out between calls
-  makes the *next* call's ``InferRequest.latency`` 6-11 % longer, copying the input in 4 %,
-  both (deploybench's session) 13 %; the Python work between calls evicts what the call had
-  in cache. The compiled graphs are the same in both tools (runtime graph: ``brgemm_avx2_f32``
-  then ``gemm_mlas_f32``, same properties, CPU pinning included), and benchmark_app's
-  ``-shape`` reshape and ``-ip`` pre-processing change nothing (0.973, 0.993);
-- two processes taking turns as here: deploybench's pattern (copy in, ``infer()``, copy out,
-  collector off) against a bare ``infer()`` loop, 1.149 (1.013-1.185, 6 tries); a bare
-  ``infer()`` loop against benchmark_app itself, 0.80 (0.77-0.88, 6 tries, same environment
-  variables), although benchmark_app's loop is also ``infer()`` then ``times.append(latency)``.
-So benchmark_app's process reads about 25 % above a bare loop and deploybench's about 15 %:
-on digits-mlp the comparison measures two callers' effects on a 12 us call, which is why its
-ratio sits at 0.94-0.98 while the larger models agree. The cause of benchmark_app's 25 % was
-not found.
+the caller by more than the goal, in two ways that pull in opposite directions. Probes on
+digits-mlp (2026-11-29; one pinned process, alternating 0.1 s chunks 30-40 times, paired):
+- *Input binding.* benchmark_app fills the request's own input tensor once, after setting its
+  shape; deploybench binds a buffer of its own once. On the IR's dynamic batch the request's
+  own tensor makes every call longer: a bound buffer ran at 0.82 of it on digits-mlp (0.74
+  with an OpenVINO-allocated ``ov.Tensor``), 0.90 on digits-cnn and 0.99 on the ResNet-18,
+  about 3-4 us per call.
+- *Time between calls.* The longer the caller takes between two calls, the longer the next
+  one: a busy-wait gap touching no memory, of 2, 5, 10 and 20 us, made it 1, 6, 6 and 9 %
+  longer. Inference runs on the calling thread (one thread did all the CPU work), so this is
+  no hand-off to a parked thread; presumably the predictor and cache state the caller's code
+  leaves behind. deploybench's worker spends about 20 us between calls (the next feed copied
+  in, the outputs copied out, its clock and the runtime read), benchmark_app's loop a few:
+  copying the outputs out made the next call 6-11 % longer, the input copy 4 %, both 13 %.
+Across processes taking turns: deploybench's pattern against a bare ``infer()`` loop on a
+bound buffer 1.149 (1.013-1.185, 6 tries), the bare loop against benchmark_app 0.80
+(0.77-0.88, 6 tries); 0.82 x 1.15 is about 0.94, the judged ratio of digits-mlp. The compiled
+graphs are the same in both tools (runtime graph ``brgemm_avx2_f32`` then ``gemm_mlas_f32``;
+same properties, CPU pinning included), and benchmark_app's ``-shape`` reshape and ``-ip``
+pre-processing change nothing (0.973, 0.993). The *callers* context lines measure both effects
+for each model in every run: benchmark_app's loop, deploybench's ``session.run`` timed as the
+worker times it, and a bare ``infer()`` on a bound buffer, in one pinned process; the inner
+ratio of ``session.run`` is the in-process counterpart of the judged ratio.
 
 How to read the harness-timed ratio. It times the whole Python call, which costs a fixed
 20-40 us per inference beyond ``InferRequest.latency`` here (the GIL round trip of
@@ -167,48 +175,66 @@ BENCHMARK_APP_MEASURING = "Measuring performance"  # benchmark_app's step before
 # Turns of 20 ms: the VM's latency levels last 0.5-3 s, so both tools see each level; 100 ms
 # turns left a benchmark_app-vs-itself spread of 5 % (see the docstring).
 SLICE_SECONDS = 0.02
+CHUNK_SECONDS, CALLER_ROUNDS = 0.1, 30  # the callers probe: 3 callers x 30 x 0.1 s
 MEDIAN_LINE = re.compile(r"Median:\s+([0-9.]+)\s+(us|ms)")
 
-# Time the pieces of one Python inference on the same compiled model, in one pinned process.
-BREAKDOWN = r"""
+# Three callers of the same IR in one pinned process, in alternating chunks, so that each
+# chunk of one is paired with its neighbours of the others: what the caller does to OpenVINO's
+# own time per call, apart from the machine's drift (see "What still differs").
+CALLERS = r"""
 import gc, json, sys, time
+from pathlib import Path
 import numpy as np
 import openvino as ov
-xml, config, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-shape = json.loads(sys.argv[4])
-props = json.load(open(config))["CPU"]
+from deploybench.toolchains.base import Deployable, SessionOptions
+from deploybench.toolchains.openvino.session import open_session
+root, chunk, reps = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+inputs = {n: np.load(f) for n, f in (item.split(":", 1) for item in sys.argv[4].split(","))}
+deployable = Deployable.read(root)
+props = json.loads((root / "openvino_config.json").read_text())["CPU"]
 core = ov.Core()
+def request():
+    model = core.read_model(str(deployable.entry_path))
+    return core.compile_model(model, "CPU", props).create_infer_request()
+own = request()  # benchmark_app: the request's own input tensors, shaped and filled once
+for i, (name, array) in enumerate(inputs.items()):
+    tensor = own.get_input_tensor(i)
+    tensor.shape = list(array.shape)
+    tensor.data[:] = array
+bare = request()  # the caller's own buffers, bound once; nothing else between calls
+buffers = [np.ascontiguousarray(a) for a in inputs.values()]
+for i, buffer in enumerate(buffers):
+    bare.set_input_tensor(i, ov.Tensor(buffer, shared_memory=True))
+session = open_session(deployable, SessionOptions(threads=1))
+feed = session.prepare(inputs)
 clock = time.perf_counter_ns
+def app():
+    t0 = clock(); own.infer(); t1 = clock()
+    return t1 - t0, own.latency * 1e6
+def deploybench():  # as the worker times it
+    t0 = clock(); session.run(feed); t1 = clock()
+    return t1 - t0, session.last_runtime_latency_ns()
+def bare_infer():
+    t0 = clock(); bare.infer(); t1 = clock()
+    return t1 - t0, bare.latency * 1e6
+callers = {"benchmark_app's loop": app, "deploybench's session.run": deploybench,
+           "bare infer(), bound buffer": bare_infer}
 gc.disable()  # as the worker does while timing
-out = {}
-def timed(label, request, fn, feeds):
-    for _ in range(2):  # the first pass warms up
-        wall, inner = [], []
-        end = clock() + seconds * 1e9
-        i = 0
+medians = {label: [] for label in callers}
+for rep in range(reps + 1):  # the first round warms up
+    for label, call in callers.items():
+        samples = []
+        end = clock() + chunk * 1e9
         while clock() < end:
-            t0 = clock(); fn(request, feeds[i % len(feeds)]); t1 = clock()
-            wall.append(t1 - t0); inner.append(request.latency * 1e6); i += 1
-    out[label] = [float(np.median(wall)), float(np.median(inner))]
-rng = np.random.default_rng(0)
-feeds = [{"input": rng.random(shape, dtype=np.float32)} for _ in range(64)]
-if len(sys.argv) > 5:  # deploybench's own session on the deployable, as the worker calls it
-    from pathlib import Path
-    from deploybench.toolchains.base import Deployable, SessionOptions
-    from deploybench.toolchains.openvino.session import open_session
-    session = open_session(Deployable.read(Path(sys.argv[5])), SessionOptions(threads=1))
-    timed("dynamic: deploybench session.run(feed)", session._request,
-          lambda r, f: session.run(f), [session.prepare(f) for f in feeds])
-    session.close()
-for kind in ("dynamic", "static"):
-    model = core.read_model(xml)
-    if kind == "static":
-        model.reshape({model.inputs[0]: shape})
-    request = core.compile_model(model, "CPU", props).create_infer_request()
-    timed(f"{kind}: infer(feed, share_inputs=True)", request,
-          lambda r, f: r.infer(f, share_inputs=True), feeds)
-    request.set_input_tensor(ov.Tensor(feeds[0]["input"]))
-    timed(f"{kind}: infer() on tensors set once", request, lambda r, f: r.infer(), feeds)
+            samples.append(call())
+        if rep:
+            medians[label].append(np.median(np.array(samples), axis=0))
+first = np.array(medians["benchmark_app's loop"])[:, 1]
+out = {}
+for label, values in medians.items():
+    values = np.array(values)
+    out[label] = [float(np.median(values[:, 0])), float(np.median(values[:, 1])),
+                  float(np.median(values[:, 1] / first))]
 print(json.dumps(out))
 """
 
@@ -521,11 +547,9 @@ def null_round(
     return medians[0] / medians[1]
 
 
-def breakdown(deployable: Deployable, seconds: float, cpu: int) -> dict[str, list[float]]:
-    """Wall and InferRequest.latency medians (ns) of Python inference variants."""
-    _, _, static = shapes(deployable, 1)
-    root = deployable.root
-    assert root is not None
+def callers(deployable: Deployable, inputs: str, cpu: int, chunk: float, reps: int) -> Any:
+    """Wall and inner medians (ns) and the paired inner ratio to benchmark_app's loop, per
+    caller of the deployable's IR, in one process pinned to ``cpu``."""
     out = subprocess.run(
         [
             "taskset",
@@ -533,19 +557,19 @@ def breakdown(deployable: Deployable, seconds: float, cpu: int) -> dict[str, lis
             str(cpu),
             sys.executable,
             "-c",
-            BREAKDOWN,
-            str(deployable.entry_path),
-            str(root / "openvino_config.json"),
-            str(seconds),
-            json.dumps(static),
-            str(root),
+            CALLERS,
+            str(deployable.root),
+            str(chunk),
+            str(reps),
+            inputs,
         ],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    result: dict[str, list[float]] = json.loads(out.stdout)
-    return result
+    if out.returncode != 0:
+        raise SystemExit(f"the callers probe failed:\n{out.stderr}")
+    return json.loads(out.stdout)
 
 
 def paired_ci(ratios: np.ndarray) -> tuple[float, float]:
@@ -675,12 +699,18 @@ def main() -> int:
                 f" on the IR's shape, {static * 1e3:.2f} us on a static batch-1 model"
             )
             print(
-                "  context: one pinned Python process, same IR and properties "
-                "(wall = perf_counter_ns around the call; inner = InferRequest.latency)"
+                "  context: callers of the same IR in one pinned process, alternating "
+                f"{CHUNK_SECONDS:g} s chunks (wall = perf_counter_ns around the call; inner = "
+                "InferRequest.latency; ratio = paired inner ratio to benchmark_app's loop)"
             )
-            pieces = breakdown(deployable, min(args.seconds / 2, 2.0), args.cpu)
-            for label, (wall, inner) in pieces.items():
-                print(f"    {label:<42} wall {wall / 1e3:8.2f} us   inner {inner / 1e3:8.2f} us")
+            reps = 3 if args.quick else CALLER_ROUNDS
+            for label, (wall, inner, ratio) in callers(
+                deployable, inputs, args.cpu, CHUNK_SECONDS, reps
+            ).items():
+                print(
+                    f"    {label:<28} wall {wall / 1e3:8.2f} us   inner {inner / 1e3:8.2f} us"
+                    f"   ratio {ratio:.3f}"
+                )
             print()
     print("FAIL" if failed else ("done (quick)" if args.quick else "PASS"))
     return 1 if failed else 0
