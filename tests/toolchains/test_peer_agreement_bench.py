@@ -66,7 +66,11 @@ def test_peer_agreement_quick(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--rounds", "0", "0 is not above 0"), ("--seconds", "ten", "'ten' is not a float")],
+    [
+        ("--rounds", "0", "0 is not above 0"),
+        ("--seconds", "ten", "'ten' is not a float"),
+        ("--null-rounds", "-1", "-1 is not above 0"),
+    ],
 )
 def test_peer_agreement_refuses_bad_options(option: str, value: str, message: str) -> None:
     done = subprocess.run(
