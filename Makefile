@@ -61,10 +61,11 @@ unit: install
 # Two test processes, one module each at a time (module fixtures and the toolchain
 # environments are built once per process): many tests wait on subprocesses, agents and
 # sockets, so two cores run the suite in about 60 % of the serial time.
+# --durations lists the slowest tests: the suite has a budget of about 15 minutes on 2 cores.
 TEST_WORKERS ?= 2
 
 test: lint typecheck embedded-tools
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 benchmark: install
 	$(BIN)/python benchmarks/harness_overhead.py
