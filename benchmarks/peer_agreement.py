@@ -410,16 +410,15 @@ def deploybench_round(
     )
 
 
-def shapes(deployable: Deployable, batch: int) -> tuple[str, str, list[int]]:
-    """-shape as the IR has it (symbolic dims as ?), -data_shape and the static shape."""
-    model_shape, data_shape, static = [], [], []
+def shapes(deployable: Deployable, batch: int) -> tuple[str, str]:
+    """-shape as the IR has it (symbolic dims as ?) and -data_shape at ``batch``."""
+    model_shape, data_shape = [], []
     for spec in deployable.inputs:
         dims = [d if isinstance(d, int) else None for d in spec.shape]
         concrete = [batch if d is None else d for d in dims]
         model_shape.append(f"{spec.name}[{','.join('?' if d is None else str(d) for d in dims)}]")
         data_shape.append(f"{spec.name}[{','.join(map(str, concrete))}]")
-        static = concrete
-    return ",".join(model_shape), ",".join(data_shape), static
+    return ",".join(model_shape), ",".join(data_shape)
 
 
 def dataset_inputs(case: Case, directory: Path) -> str:
@@ -444,7 +443,7 @@ def benchmark_app_command(
     deployable: Deployable, batch: int, seconds: float, cpu: int, static: bool, inputs: str
 ) -> list[str]:
     """benchmark_app on the deployable's IR and compile properties, pinned to ``cpu``."""
-    model_shape, data_shape, _ = shapes(deployable, batch)
+    model_shape, data_shape = shapes(deployable, batch)
     root = deployable.root
     assert root is not None
     command = [
